@@ -1,0 +1,227 @@
+"""The canonical land-cover classes and the input schemes that map onto them.
+
+In memory a land-cover array holds model indices 0-7 (OpenEarthMap order) and ``NODATA`` (255).
+On disk geochange writes OpenEarthMap's own codes, index + 1, with 0 = no data, so its outputs read
+back as inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from geochange.errors import InputError
+
+CLASS_NAMES: tuple[str, ...] = (
+    "bareland",
+    "rangeland",
+    "developed space",
+    "road",
+    "tree",
+    "water",
+    "agriculture land",
+    "building",
+)
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (128, 0, 0),
+    (0, 255, 36),
+    (148, 148, 148),
+    (255, 255, 255),
+    (34, 97, 38),
+    (0, 69, 255),
+    (75, 181, 73),
+    (222, 31, 7),
+)
+NUM_CLASSES = len(CLASS_NAMES)
+NODATA = 255
+"""In-memory no-data index."""
+NODATA_CODE = 0
+"""On-disk no-data code."""
+
+BARELAND, RANGELAND, DEVELOPED, ROAD, TREE, WATER, AGRICULTURE, BUILDING = range(NUM_CLASSES)
+
+
+def to_codes(indices: np.ndarray) -> np.ndarray:
+    """Model indices (``NODATA`` for no data) to on-disk codes (0 for no data)."""
+    return np.where(indices == NODATA, NODATA_CODE, indices + 1).astype(np.uint8)
+
+
+def class_index(name_or_code: str | int) -> int:
+    """A class given by name ("tree", "agriculture_land") or on-disk code (1-8) to its index."""
+    text = str(name_or_code).strip().lower().replace("_", " ")
+    if text.isdigit() and 1 <= int(text) <= NUM_CLASSES:
+        return int(text) - 1
+    if text in CLASS_NAMES:
+        return CLASS_NAMES.index(text)
+    valid = ", ".join(f"{i + 1}={n.replace(' ', '_')}" for i, n in enumerate(CLASS_NAMES))
+    raise InputError(
+        f"unknown class {name_or_code!r}",
+        f"use a class name or on-disk code: {valid}",
+    )
+
+
+def gdal_colormap() -> dict[int, tuple[int, int, int, int]]:
+    """Colour table for on-disk codes, as rasterio's ``write_colormap`` wants it."""
+    table = {NODATA_CODE: (0, 0, 0, 0)}
+    table.update({i + 1: (*rgb, 255) for i, rgb in enumerate(PALETTE)})
+    return table
+
+
+@dataclass(frozen=True)
+class ClassScheme:
+    """How the values of an input land-cover raster map onto the canonical classes.
+
+    ``codes`` maps single-band values, ``colours`` maps RGB triples (for colour-coded masks).
+    A value mapped to ``NODATA`` is ignored; a value not listed at all is an error.
+    """
+
+    name: str
+    codes: dict[int, int] | None = None
+    colours: dict[tuple[int, int, int], int] | None = None
+
+    @property
+    def bands(self) -> int:
+        return 3 if self.colours is not None else 1
+
+    def map(self, data: np.ndarray) -> np.ndarray:
+        """Input values (``(H, W)`` or ``(3, H, W)``) to class indices; raises on unknown values."""
+        keys, lut = self._lookup()
+        packed = _pack(data) if self.colours is not None else data.astype(np.int64)
+        position = np.searchsorted(keys, packed)
+        position = np.clip(position, 0, len(keys) - 1)
+        known = keys[position] == packed
+        if not known.all():
+            raise unknown_values_error(self, self.unknown_values(data))
+        return lut[position].astype(np.uint8)
+
+    def unknown_values(self, data: np.ndarray) -> dict[str, int]:
+        """Unknown values in ``data`` with their pixel counts (empty when all are known)."""
+        keys, _ = self._lookup()
+        packed = _pack(data) if self.colours is not None else data.astype(np.int64)
+        values, counts = np.unique(packed[~np.isin(packed, keys)], return_counts=True)
+        return {self._describe(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+
+    def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.colours is not None:
+            table = {_pack_one(rgb): idx for rgb, idx in self.colours.items()}
+        else:
+            table = dict(self.codes or {})
+        keys = np.array(sorted(table), dtype=np.int64)
+        lut = np.array([table[k] for k in keys], dtype=np.uint8)
+        return keys, lut
+
+    def _describe(self, packed: int) -> str:
+        if self.colours is None:
+            return str(packed)
+        return str(((packed >> 16) & 255, (packed >> 8) & 255, packed & 255))
+
+
+def unknown_values_error(scheme: ClassScheme, unknown: dict[str, int]) -> InputError:
+    listing = ", ".join(f"{value} ({count} px)" for value, count in list(unknown.items())[:20])
+    more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    return InputError(
+        f"land cover has values that class scheme {scheme.name!r} does not know: {listing}{more}",
+        "pick the scheme that matches the file with --classes (oem, dubai, worldcover, second) "
+        "or give a YAML file that maps every value to a class",
+    )
+
+
+def _pack_one(rgb: tuple[int, int, int]) -> int:
+    return (int(rgb[0]) << 16) | (int(rgb[1]) << 8) | int(rgb[2])
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+
+
+SCHEMES: dict[str, ClassScheme] = {
+    "oem": ClassScheme("oem", codes={0: NODATA, **{i + 1: i for i in range(NUM_CLASSES)}}),
+    # Dubai (Humans in the Loop) RGB masks; vegetation there is mostly palms and parks -> tree.
+    "dubai": ClassScheme(
+        "dubai",
+        colours={
+            (60, 16, 152): BUILDING,
+            (132, 41, 246): BARELAND,
+            (110, 193, 228): ROAD,
+            (254, 221, 58): TREE,
+            (226, 169, 41): WATER,
+            (155, 155, 155): NODATA,
+        },
+    ),
+    # ESA WorldCover 10 m codes.
+    "worldcover": ClassScheme(
+        "worldcover",
+        codes={
+            0: NODATA,
+            10: TREE,  # tree cover
+            20: RANGELAND,  # shrubland
+            30: RANGELAND,  # grassland
+            40: AGRICULTURE,  # cropland
+            50: DEVELOPED,  # built-up
+            60: BARELAND,  # bare / sparse vegetation
+            70: BARELAND,  # snow and ice
+            80: WATER,  # permanent water bodies
+            90: WATER,  # herbaceous wetland
+            95: TREE,  # mangroves
+            100: RANGELAND,  # moss and lichen
+        },
+    ),
+    # SECOND semantic labels: 0 no change/unlabelled, then water, ground, low vegetation,
+    # tree, building, playground.
+    "second": ClassScheme(
+        "second",
+        codes={
+            0: NODATA,
+            1: WATER,
+            2: BARELAND,
+            3: RANGELAND,
+            4: TREE,
+            5: BUILDING,
+            6: DEVELOPED,
+        },
+    ),
+}
+
+
+def load_scheme(name_or_path: str | Path) -> ClassScheme:
+    """A built-in scheme by name, or a user YAML file.
+
+    The YAML file has a ``codes:`` mapping (value -> class name or code) or a ``colours:`` mapping
+    ("R,G,B" -> class), where the class ``nodata`` marks values to ignore.
+    """
+    key = str(name_or_path)
+    if key.lower() in SCHEMES:
+        return SCHEMES[key.lower()]
+    path = Path(key)
+    if not path.is_file():
+        raise InputError(
+            f"class scheme {key!r} is neither a built-in scheme nor a file",
+            f"use one of {', '.join(SCHEMES)} or the path of a YAML file",
+        )
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read class scheme {path}: {err}") from err
+    if not isinstance(spec, dict) or not ({"codes", "colours"} & spec.keys()):
+        raise InputError(
+            f"class scheme {path} has no 'codes:' or 'colours:' mapping",
+            "write e.g. 'codes: {1: tree, 2: water, 0: nodata}'",
+        )
+
+    def target(value: object) -> int:
+        return NODATA if str(value).strip().lower() == "nodata" else class_index(value)
+
+    if "codes" in spec:
+        codes = {int(k): target(v) for k, v in spec["codes"].items()}
+        return ClassScheme(path.stem, codes=codes)
+    colours = {}
+    for k, v in spec["colours"].items():
+        parts = [int(p) for p in str(k).replace(" ", "").strip("()[]").split(",")]
+        if len(parts) != 3:
+            raise InputError(f"colour {k!r} in {path} is not 'R,G,B'")
+        colours[tuple(parts)] = target(v)
+    return ClassScheme(path.stem, colours=colours)

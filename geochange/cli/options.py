@@ -1,0 +1,60 @@
+"""Options shared by every command, defined once so they mean the same everywhere (as in rio)."""
+
+from __future__ import annotations
+
+import click
+
+output_opt = click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(file_okay=False, writable=True),
+    help="Output folder. It appears only when the run has finished.",
+)
+overwrite_opt = click.option(
+    "--overwrite", is_flag=True, default=False, help="Replace an existing output folder."
+)
+seed_opt = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same output."
+)
+json_opt = click.option(
+    "--json",
+    "json_lines",
+    is_flag=True,
+    help="Print one JSON object per line (progress, warning, result) and nothing else on stdout.",
+)
+verbosity_opts = [
+    click.option("-v", "--verbose", count=True, help="More log messages (repeatable)."),
+    click.option("-q", "--quiet", count=True, help="Fewer messages: no progress bar."),
+]
+
+
+def parse_creation_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    options = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", ctx=ctx, param=param)
+        options[name.strip().upper()] = value.strip()
+    return options
+
+
+creation_options_opt = click.option(
+    "--co",
+    "--profile",
+    "creation_options",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=parse_creation_options,
+    help="GDAL COG creation option for the rasters (repeatable), e.g. --co COMPRESS=ZSTD. "
+    "Default: COMPRESS=DEFLATE, BLOCKSIZE=512, OVERVIEW_RESAMPLING=MODE.",
+)
+
+
+def verbosity(func):
+    for option in reversed(verbosity_opts):
+        func = option(func)
+    return func

@@ -1,0 +1,71 @@
+"""Reporters for the terminal: a progress bar and log lines, or JSON lines for programs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+from tqdm import tqdm
+
+from geochange.report import Reporter
+
+
+def emit(kind: str, **fields: object) -> None:
+    """One JSON line on stdout."""
+    sys.stdout.write(json.dumps({"type": kind, **fields}, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class TerminalReporter(Reporter):
+    """Progress bar on stderr (unless quiet), warnings as log lines."""
+
+    def __init__(self, show_progress: bool) -> None:
+        self.show_progress = show_progress
+        self._bar: tqdm | None = None
+
+    def stage(self, name: str, total: int) -> None:
+        self.close()
+        if self.show_progress:
+            self._bar = tqdm(total=total, desc=name, unit="block", file=sys.stderr, leave=False)
+
+    def advance(self, steps: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+
+    def warning(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.clear()
+        click.echo(f"Warning: {message}", err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class JsonReporter(Reporter):
+    """Progress and warnings as JSON lines: ``{"type": "progress", "stage", "done", "total"}``."""
+
+    def __init__(self) -> None:
+        self._stage, self._done, self._total = "", 0, 0
+
+    def stage(self, name: str, total: int) -> None:
+        self._stage, self._done, self._total = name, 0, total
+        emit("progress", stage=name, done=0, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        self._done += steps
+        emit("progress", stage=self._stage, done=self._done, total=self._total)
+
+    def warning(self, message: str) -> None:
+        emit("warning", message=message)
+
+
+def make_reporter(json_lines: bool, verbose: int, quiet: int) -> Reporter:
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s: %(message)s")
+    if json_lines:
+        return JsonReporter()
+    return TerminalReporter(show_progress=quiet == 0 and sys.stderr.isatty())

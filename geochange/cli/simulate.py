@@ -1,0 +1,149 @@
+"""``geochange simulate``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from geochange.cli.options import (
+    creation_options_opt,
+    json_opt,
+    output_opt,
+    overwrite_opt,
+    seed_opt,
+    verbosity,
+)
+from geochange.cli.reporting import emit, make_reporter
+from geochange.simulate import DEFAULT_BLOCK, describe, open_inputs, plan_for
+from geochange.simulate import simulate as run_simulation
+
+
+@click.command(short_help="Simulate land-cover change events and write change maps.")
+@click.argument("region", type=click.Path(dir_okay=False))
+@click.option(
+    "--classes",
+    default="oem",
+    show_default=True,
+    metavar="SCHEME|YAML",
+    help="Class scheme of REGION: oem, dubai, worldcover, second, or a YAML file "
+    "mapping codes or colours to classes.",
+)
+@click.option(
+    "--events",
+    "events_spec",
+    default="",
+    metavar="SPEC",
+    help="Events to simulate, e.g. 'building_add:count=30,deforestation:fraction=0.2'. "
+    "See `geochange events`.",
+)
+@click.option(
+    "--buildings",
+    type=click.Path(dir_okay=False),
+    help="Building footprints (any OGR format) burned into the land cover as building first.",
+)
+@click.option(
+    "--changes",
+    type=click.Path(dir_okay=False),
+    help="User-drawn change polygons with a 'to_class' field (class name or code 1-8) and an "
+    "optional 'event' label; applied before --events.",
+)
+@click.option(
+    "--where",
+    type=click.Path(dir_okay=False),
+    help="Polygons that confine the --events: they only change land inside them.",
+)
+@seed_opt
+@click.option(
+    "--crs",
+    help="Output CRS (e.g. EPSG:32633); REGION is reprojected to it. For a REGION without a "
+    "CRS, the CRS it is in. Default: REGION's CRS.",
+)
+@click.option(
+    "--gsd",
+    type=float,
+    help="Output pixel size in metres; classes are resampled by mode. For a REGION without "
+    "georeferencing, its pixel size. Default: REGION's.",
+)
+@click.option(
+    "--block-size",
+    type=int,
+    default=DEFAULT_BLOCK,
+    show_default=True,
+    help="Block edge in pixels (multiple of 512); bounds memory.",
+)
+@output_opt
+@overwrite_opt
+@creation_options_opt
+@json_opt
+@click.option("--dry-run", is_flag=True, help="Print the plan (grid, blocks, events, outputs).")
+@verbosity
+def simulate(
+    region: str,
+    classes: str,
+    events_spec: str,
+    buildings: str | None,
+    changes: str | None,
+    where: str | None,
+    seed: int,
+    crs: str | None,
+    gsd: float | None,
+    block_size: int,
+    output: str,
+    overwrite: bool,
+    creation_options: dict[str, str],
+    json_lines: bool,
+    dry_run: bool,
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Simulate land-cover change events on REGION and write georeferenced change maps.
+
+    Writes to the -o folder: t1_landcover.tif and t2_landcover.tif (OpenEarthMap codes 1-8,
+    0 = no data, with a colour table and a .qml style), change.tif (0 unchanged, 1 changed,
+    255 no data), changes.gpkg (layer 'changes': event, from_class, to_class, area_m2) and
+    run.json.
+
+    Example:
+
+        geochange simulate region.tif --events building_add:count=30,deforestation -o out
+    """
+    reporter = make_reporter(json_lines, verbose, quiet)
+    inputs = open_inputs(
+        region,
+        classes=classes,
+        events=events_spec,
+        buildings=buildings,
+        changes=changes,
+        where=where,
+        crs=crs,
+        gsd=gsd,
+        reporter=reporter,
+    )
+    try:
+        if block_size <= 0 or block_size % 512:
+            raise click.BadParameter("must be a positive multiple of 512", param_hint="--block-size")
+        if dry_run:
+            plan = describe(inputs, plan_for(inputs, block_size), click.format_filename(output))
+            if json_lines:
+                emit("plan", **plan)
+            else:
+                click.echo(json.dumps(plan, indent=2))
+            return
+        result = run_simulation(
+            inputs,
+            output,
+            seed=seed,
+            overwrite=overwrite,
+            creation_options=creation_options,
+            block_size=block_size,
+            reporter=reporter,
+        )
+    finally:
+        inputs.land_cover.close()
+    if json_lines:
+        emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
+    elif quiet == 0:
+        pixels = result.summary["changes"]["pixels_by_event"]
+        listing = ", ".join(f"{name} {count} px" for name, count in pixels.items())
+        click.echo(f"Wrote {result.output} ({listing})", err=True)

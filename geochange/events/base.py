@@ -1,0 +1,163 @@
+"""What every change event shares: parameters, the window it edits, and the one way to commit edits.
+
+An event edits one *window*: a block of the raster plus a halo around it. It may only start
+(anchor) an edit inside the block's core, and must keep the edit inside the window, so an edit
+near a block border is finished in the halo instead of being cut. Blocks are processed in an
+order that lets each window see the edits of the blocks before it (see ``geochange.plan``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import ndimage
+
+from geochange.classes import NODATA, NUM_CLASSES
+from geochange.errors import InputError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One event parameter: its name, type, default, unit and help text."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def parse(self, event: str, text: str) -> Any:
+        try:
+            value = self.kind(text)
+        except ValueError as err:
+            raise InputError(
+                f"parameter {event}:{self.name}={text!r} is not a {self.kind.__name__}"
+            ) from err
+        if (self.minimum is not None and value < self.minimum) or (
+            self.maximum is not None and value > self.maximum
+        ):
+            raise InputError(
+                f"parameter {event}:{self.name}={value} is outside [{self.minimum}, {self.maximum}]"
+            )
+        return value
+
+
+@dataclass
+class RegionStats:
+    """Facts about the whole region that events draw from (measured in the scan pass)."""
+
+    building_sizes_m: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    """(length, width) in metres of a sample of the region's own buildings."""
+    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(NUM_CLASSES, np.int64))
+
+
+@dataclass
+class EventWindow:
+    """One block plus its halo, as class indices (``NODATA`` = 255), for an event to edit."""
+
+    t1: np.ndarray
+    """Land cover before any event; read only."""
+    t2: np.ndarray
+    """Land cover after the events so far; events edit it through :meth:`commit`."""
+    event: np.ndarray
+    """Event code per pixel (0 = unchanged); a pixel is changed by at most one event."""
+    core: tuple[slice, slice]
+    """The block inside the window: edits must be anchored here."""
+    pixel_size_m: tuple[float, float]
+    """Pixel width and height in metres."""
+    stats: RegionStats
+    allowed: np.ndarray | None = None
+    """Where the events given with ``--where`` may act (``None``: everywhere)."""
+    min_pixels: int = 4
+    """Connected pieces of one edit smaller than this are dropped (no specks)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.t1.shape  # type: ignore[return-value]
+
+    @property
+    def pixel_area_m2(self) -> float:
+        return self.pixel_size_m[0] * self.pixel_size_m[1]
+
+    def core_mask(self) -> np.ndarray:
+        mask = np.zeros(self.shape, bool)
+        mask[self.core] = True
+        return mask
+
+    def free(self) -> np.ndarray:
+        """Pixels an event may still change: valid, unchanged so far and allowed."""
+        free = (self.event == 0) & (self.t1 != NODATA)
+        if self.allowed is not None:
+            free &= self.allowed
+        return free
+
+    def commit(self, mask: np.ndarray, to_class: int | np.ndarray, code: int) -> int:
+        """Apply an edit: set ``mask`` pixels to ``to_class`` under event ``code``.
+
+        Only free pixels whose class actually changes are edited, and pieces smaller than
+        ``min_pixels`` are dropped, so every event obeys the same rules. Returns pixels changed.
+        """
+        target = np.broadcast_to(np.asarray(to_class, dtype=np.uint8), self.shape)
+        edit = mask & self.free() & (self.t1 != target)
+        if self.min_pixels > 1 and edit.any():
+            labels, count = ndimage.label(edit)
+            sizes = np.bincount(labels.ravel(), minlength=count + 1)
+            edit = (sizes >= self.min_pixels)[labels] & edit
+        self.t2[edit] = target[edit]
+        self.event[edit] = code
+        return int(edit.sum())
+
+
+class Event(ABC):
+    """A named, parameterised change event (see ``geochange events``)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    transitions: ClassVar[frozenset[tuple[int, int]]]
+    """Every (from, to) class pair this event may produce."""
+    weight_classes: ClassVar[tuple[int, ...]]
+    """Classes whose pixel count decides a block's share of a ``count`` parameter."""
+    count_param: ClassVar[str | None] = None
+    """Name of the parameter that is a total over the region (split among blocks), if any."""
+    halo_m: ClassVar[float] = 100.0
+    """How far an edit may reach from its anchor, in metres (the plan's halo covers it)."""
+
+    def __init__(self, **values: Any) -> None:
+        known = {p.name: p for p in self.params}
+        for key in values:
+            if key not in known:
+                raise InputError(
+                    f"event {self.name!r} has no parameter {key!r}",
+                    f"valid parameters: {', '.join(known) or 'none'} (see `geochange events`)",
+                )
+        self.values = {p.name: values.get(p.name, p.default) for p in self.params}
+
+    def __getattr__(self, key: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if key in values:
+            return values[key]
+        raise AttributeError(key)
+
+    def __repr__(self) -> str:
+        args = ",".join(f"{k}={v}" for k, v in self.values.items())
+        return f"{self.name}:{args}" if args else self.name
+
+    @abstractmethod
+    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
+        """Edit ``window`` through ``window.commit(..., code=code)``.
+
+        ``count`` is this block's share of the ``count_param`` total (0 when the event has none).
+        """
+
+
+def pairs(from_classes: tuple[int, ...], to_classes: tuple[int, ...]) -> frozenset[tuple[int, int]]:
+    """All (from, to) pairs between two class sets, excluding identity."""
+    return frozenset((a, b) for a in from_classes for b in to_classes if a != b)
+
+
+ALL_CLASSES = tuple(range(NUM_CLASSES))

@@ -1,0 +1,233 @@
+"""One grid (CRS, transform, shape) for every input, and reading land cover onto it.
+
+The land cover decides the grid unless ``crs``/``gsd`` ask for another one; then it is warped
+(mode resampling for class codes, nearest for colour-coded masks, whose RGB triples must not mix).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import CRS, Geod, Transformer
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform
+from rasterio.windows import Window
+
+from geochange.classes import NODATA, ClassScheme
+from geochange.errors import InputError
+
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where every output pixel lies."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
+    def window_transform(self, window: Window) -> Affine:
+        return self.transform * Affine.translation(window.col_off, window.row_off)
+
+    def pixel_size_m(self) -> tuple[float, float]:
+        """Width and height of a pixel at the grid's centre, in metres on the ground.
+
+        Measured geodesically, so geographic CRSs and Web Mercator give true metres.
+        """
+        cx, cy = self.width / 2, self.height / 2
+        corners = [self.transform * (cx, cy), self.transform * (cx + 1, cy)]
+        corners.append(self.transform * (cx, cy + 1))
+        to_lonlat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+        (lon0, lat0), (lon1, lat1), (lon2, lat2) = (to_lonlat.transform(*c) for c in corners)
+        width = _GEOD.inv(lon0, lat0, lon1, lat1)[2]
+        height = _GEOD.inv(lon0, lat0, lon2, lat2)[2]
+        return float(width), float(height)
+
+    def equal_area_crs(self) -> CRS:
+        """A Lambert azimuthal equal-area CRS centred on the grid, for areas in m²."""
+        to_lonlat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+        lon, lat = to_lonlat.transform(*(self.transform * (self.width / 2, self.height / 2)))
+        return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m")
+
+
+def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
+    """Open a raster, turning GDAL's errors into a message that names the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as err:
+        raise InputError(
+            f"cannot read raster {path}: {err}",
+            "check that the path is right and the file is a raster GDAL can read",
+        ) from err
+
+
+class LandCover:
+    """A land-cover raster read window by window onto a grid, as class indices."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        scheme: ClassScheme,
+        crs: str | None = None,
+        gsd: float | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.scheme = scheme
+        self.dataset = open_raster(path)
+        self._check_bands_and_type()
+        source_crs = self._source_crs(crs)
+        target_crs = CRS.from_user_input(crs) if crs and self.dataset.crs else source_crs
+        source_transform = self._source_transform(gsd)
+        gsd_declares_transform = source_transform != self.dataset.transform
+        needs_warp = target_crs != source_crs or (gsd is not None and not gsd_declares_transform)
+        self._vrt: WarpedVRT | None = None
+        if needs_warp:
+            transform, width, height = _target_grid(
+                self.dataset, source_crs, source_transform, target_crs, gsd
+            )
+            self._vrt = WarpedVRT(
+                self.dataset,
+                src_crs=source_crs,
+                src_transform=source_transform,
+                crs=target_crs,
+                transform=transform,
+                width=width,
+                height=height,
+                resampling=Resampling.nearest if scheme.colours else Resampling.mode,
+            )
+            self.grid = Grid(CRS(target_crs), transform, width, height)
+        else:
+            self.grid = Grid(
+                CRS(source_crs), source_transform, self.dataset.width, self.dataset.height
+            )
+        reader = self._vrt or self.dataset
+        self._masked = self._vrt is not None or any(
+            MaskFlags.all_valid not in flags for flags in reader.mask_flag_enums
+        )
+
+    def read_raw(self, window: Window) -> np.ndarray:
+        """The input values in ``window`` (``(bands, h, w)``)."""
+        reader = self._vrt or self.dataset
+        return reader.read(list(range(1, self.scheme.bands + 1)), window=window)
+
+    def read(self, window: Window) -> np.ndarray:
+        """Class indices in ``window``, ``NODATA`` where the input has none or is masked."""
+        return self.to_classes(self.read_raw(window), window)
+
+    def to_classes(self, raw: np.ndarray, window: Window) -> np.ndarray:
+        """Map raw values of ``window`` to class indices (raises on unknown values)."""
+        classes = self.scheme.map(raw[0] if self.scheme.bands == 1 else raw)
+        if self._masked:
+            reader = self._vrt or self.dataset
+            valid = reader.read_masks(1, window=window) > 0
+            classes[~valid] = NODATA
+        return classes
+
+    def close(self) -> None:
+        if self._vrt is not None:
+            self._vrt.close()
+        self.dataset.close()
+
+    def __enter__(self) -> LandCover:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_bands_and_type(self) -> None:
+        ds = self.dataset
+        if ds.width == 0 or ds.height == 0:
+            raise InputError(f"land cover {self.path} is empty ({ds.width}x{ds.height} pixels)")
+        if np.dtype(ds.dtypes[0]).kind not in "iu":
+            raise InputError(
+                f"land cover {self.path} holds {ds.dtypes[0]} values, not class codes",
+                "give an integer raster of class codes (e.g. uint8), or convert it with "
+                "`gdal_translate -ot Byte`",
+            )
+        if ds.count < self.scheme.bands:
+            raise InputError(
+                f"land cover {self.path} has {ds.count} band(s) but class scheme "
+                f"{self.scheme.name!r} needs {self.scheme.bands}",
+                "pick the scheme that matches the file with --classes",
+            )
+        if ds.count > 1 and self.scheme.bands == 1:
+            raise InputError(
+                f"land cover {self.path} has {ds.count} bands; scheme {self.scheme.name!r} "
+                "reads class codes from a single band",
+                "for an RGB colour-coded mask use --classes dubai or a YAML 'colours:' mapping; "
+                "otherwise extract the class band first",
+            )
+
+    def _source_crs(self, crs: str | None) -> CRS:
+        if self.dataset.crs:
+            return CRS(self.dataset.crs)
+        if crs is None:
+            raise InputError(
+                f"land cover {self.path} has no coordinate reference system",
+                "say which CRS it is in with --crs (e.g. --crs EPSG:32633), or fix the file with "
+                "`gdal_edit.py -a_srs`",
+            )
+        try:
+            return CRS.from_user_input(crs)
+        except Exception as err:
+            raise InputError(f"--crs {crs!r} is not a CRS: {err}") from err
+
+    def _source_transform(self, gsd: float | None) -> Affine:
+        transform = self.dataset.transform
+        if self.dataset.crs or transform != Affine.identity():
+            return transform
+        if gsd is None:
+            raise InputError(
+                f"land cover {self.path} has no georeferencing (no transform)",
+                "give its pixel size in metres with --gsd (with --crs); it is then placed "
+                "north-up with its top-left corner at (0, 0)",
+            )
+        return Affine(gsd, 0, 0, 0, -gsd, 0)
+
+
+def _target_grid(
+    dataset: rasterio.io.DatasetReader,
+    source_crs: CRS,
+    source_transform: Affine,
+    target_crs: CRS,
+    gsd: float | None,
+) -> tuple[Affine, int, int]:
+    width, height = dataset.width, dataset.height
+    left, top = source_transform * (0, 0)
+    right, bottom = source_transform * (width, height)
+    bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+    resolution = None
+    if gsd is not None:
+        resolution = gsd
+        if target_crs.is_geographic:
+            # Metres to degrees at the region's latitude, so a GSD in metres means the same.
+            lat = Transformer.from_crs(source_crs, "EPSG:4326", always_xy=True).transform(
+                (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+            )[1]
+            resolution = (gsd / (111_320 * math.cos(math.radians(lat))), gsd / 110_540)
+    transform, out_width, out_height = calculate_default_transform(
+        source_crs, target_crs, width, height, *bounds, resolution=resolution
+    )
+    return transform, out_width, out_height

@@ -1,0 +1,434 @@
+"""``simulate``: land cover in, simulated change events, georeferenced change maps out.
+
+Three streaming passes over the blocks of the plan, each holding one window in memory:
+
+1. **scan** – read and map the land cover (burning ``--buildings``), check every value, measure
+   the region (class areas, building sizes) and apply user-drawn ``--changes``;
+2. **events** – block by block in phase order (see ``geochange.plan``), each event edits its
+   block plus halo;
+3. **write** – stream t1/t2 land cover, the change raster and change polygons.
+
+Intermediate rasters live in raw scratch files inside the partial output folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+
+from geochange import __version__
+from geochange.classes import (
+    BUILDING,
+    NODATA,
+    NUM_CLASSES,
+    gdal_colormap,
+    load_scheme,
+    to_codes,
+    unknown_values_error,
+)
+from geochange.errors import InputError
+from geochange.events import Event, EventWindow, RegionStats, parse_events
+from geochange.events.stats import measure_buildings
+from geochange.grid import Grid, LandCover
+from geochange.plan import Block, Plan, make_plan
+from geochange.report import Reporter
+from geochange.scratch import ScratchRaster
+from geochange.vectors import rasterize, read_changes, read_polygons
+from geochange.writing.folder import OutputFolder
+from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF
+from geochange.writing.polygons import ChangePolygons, write_gpkg
+from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
+
+CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
+DEFAULT_BLOCK = 2048
+BUILDING_SAMPLE = 2000
+"""At most this many of the region's buildings are measured per block for building_add."""
+
+OUTPUTS = ("t1_landcover.tif", "t2_landcover.tif", "change.tif", "changes.gpkg", "run.json")
+
+
+@dataclass
+class Inputs:
+    """Everything ``simulate`` reads, resolved onto one grid."""
+
+    region: Path
+    land_cover: LandCover
+    events: list[Event]
+    buildings: gpd.GeoDataFrame | None = None
+    changes: gpd.GeoDataFrame | None = None
+    where: gpd.GeoDataFrame | None = None
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def grid(self) -> Grid:
+        return self.land_cover.grid
+
+    def event_names(self) -> list[str]:
+        """Event label per code - 1: user-drawn labels first, then the named events."""
+        user = list(dict.fromkeys(self.changes["event"])) if self.changes is not None else []
+        return user + [e.name for e in self.events]
+
+
+@dataclass
+class Result:
+    """What a finished run wrote, with the figures of ``run.json``."""
+
+    output: Path
+    files: dict[str, Path]
+    summary: dict
+
+
+def open_inputs(
+    region: str | Path,
+    classes: str = "oem",
+    events: str | Sequence[Event] = (),
+    buildings: str | Path | None = None,
+    changes: str | Path | None = None,
+    where: str | Path | None = None,
+    crs: str | None = None,
+    gsd: float | None = None,
+    reporter: Reporter | None = None,
+) -> Inputs:
+    """Open and check every input; nothing is written yet."""
+    reporter = reporter or Reporter()
+    parsed = parse_events(events) if isinstance(events, str) else list(events)
+    if gsd is not None and gsd <= 0:
+        raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
+    land_cover = LandCover(region, load_scheme(classes), crs=crs, gsd=gsd)
+    inputs = Inputs(Path(region), land_cover, parsed, paths={"region": Path(region)})
+    grid = land_cover.grid
+    if buildings is not None:
+        inputs.buildings = read_polygons(buildings, grid, "--buildings", reporter.warning)
+        inputs.paths["buildings"] = Path(buildings)
+    if changes is not None:
+        inputs.changes = read_changes(changes, grid, reporter.warning)
+        inputs.paths["changes"] = Path(changes)
+    if where is not None:
+        if not parsed:
+            raise InputError("--where confines --events, but no --events were given")
+        inputs.where = read_polygons(where, grid, "--where", reporter.warning)
+        inputs.paths["where"] = Path(where)
+    if not parsed and inputs.changes is None:
+        raise InputError(
+            "nothing to simulate: no --events and no --changes",
+            "add e.g. --events building_add:count=20 (see `geochange events`)",
+        )
+    if len(inputs.event_names()) > 250:
+        raise InputError("too many events and change labels (at most 250)")
+    return inputs
+
+
+def plan_for(inputs: Inputs, block_size: int = DEFAULT_BLOCK) -> Plan:
+    halo_m = max([e.halo_m for e in inputs.events], default=0.0)
+    return make_plan(inputs.grid, block_size, halo_m)
+
+
+def describe(inputs: Inputs, plan: Plan, output: Path) -> dict:
+    """The plan of a run, for ``--dry-run`` and ``run.json``."""
+    grid = inputs.grid
+    width_m, height_m = grid.pixel_size_m()
+    return {
+        "region": str(inputs.region),
+        "classes": inputs.land_cover.scheme.name,
+        "grid": {
+            "crs": grid.crs.to_string(),
+            "transform": list(grid.transform)[:6],
+            "width": grid.width,
+            "height": grid.height,
+            "pixel_size_m": [round(width_m, 4), round(height_m, 4)],
+        },
+        "blocks": {
+            "size": plan.block_size,
+            "halo": plan.halo,
+            "rows": plan.rows,
+            "cols": plan.cols,
+            "count": len(plan),
+        },
+        "events": [{"name": e.name, **e.values} for e in inputs.events],
+        "user_changes": 0 if inputs.changes is None else len(inputs.changes),
+        "outputs": [str(output / name) for name in OUTPUTS],
+    }
+
+
+def simulate(
+    inputs: Inputs,
+    output: str | Path,
+    seed: int = 0,
+    overwrite: bool = False,
+    creation_options: dict[str, str] | None = None,
+    block_size: int = DEFAULT_BLOCK,
+    reporter: Reporter | None = None,
+) -> Result:
+    """Simulate the events on the inputs and write the change maps to folder ``output``."""
+    reporter = reporter or Reporter()
+    folder = OutputFolder(output, overwrite)
+    plan = plan_for(inputs, block_size)
+    grid = inputs.grid
+    folder.require_space(int(grid.width * grid.height * 4.2) + 10_000_000)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with (
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"),
+        folder as partial,
+    ):
+        scratch = {
+            name: ScratchRaster(partial / f".{name}.raw", grid.height, grid.width)
+            for name in ("t1", "t2", "event")
+        }
+        try:
+            tic = time.perf_counter()
+            stats, block_pixels = _scan(inputs, plan, scratch, reporter)
+            timings["scan_s"] = time.perf_counter() - tic
+            tic = time.perf_counter()
+            changed = _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter)
+            timings["events_s"] = time.perf_counter() - tic
+            tic = time.perf_counter()
+            files, polygons = _write(inputs, plan, scratch, partial, creation_options, reporter)
+            timings["write_s"] = time.perf_counter() - tic
+        finally:
+            for raster in scratch.values():
+                raster.close()
+        timings["total_s"] = time.perf_counter() - started
+        summary = {
+            **describe(inputs, plan, folder.path),
+            "seed": seed,
+            "inputs": {k: _file_info(p) for k, p in inputs.paths.items()},
+            "changes": {
+                "pixels_by_event": changed,
+                "polygons": len(polygons),
+                "area_m2_by_event": polygons.groupby("event")["area_m2"].sum().round(2).to_dict(),
+            },
+            "versions": _versions(),
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+        }
+        (partial / "run.json").write_text(json.dumps(summary, indent=2))
+    reporter.close()
+    final = {name: folder.path / path.name for name, path in files.items()}
+    final["run"] = folder.path / "run.json"
+    return Result(folder.path, final, summary)
+
+
+def _scan(
+    inputs: Inputs, plan: Plan, scratch: dict[str, ScratchRaster], reporter: Reporter
+) -> tuple[RegionStats, np.ndarray]:
+    """Pass 1: map and check the land cover, measure it, apply user-drawn changes."""
+    land_cover, grid = inputs.land_cover, inputs.grid
+    pixel_size = grid.pixel_size_m()
+    block_pixels = np.zeros((plan.rows, plan.cols, NUM_CLASSES), np.int64)
+    unknown: dict[str, int] = {}
+    sizes = []
+    user_codes = _user_change_codes(inputs)
+    reporter.stage("scan", len(plan))
+    for block in plan.blocks():
+        raw = land_cover.read_raw(block.core)
+        block_unknown = land_cover.scheme.unknown_values(raw)
+        for value, count in block_unknown.items():
+            unknown[value] = unknown.get(value, 0) + count
+        if unknown:
+            reporter.advance()
+            continue
+        t1 = land_cover.to_classes(raw, block.core)
+        if inputs.buildings is not None:
+            burned = rasterize(inputs.buildings, grid, block.core) > 0
+            t1[burned & (t1 != NODATA)] = BUILDING
+        valid = t1[t1 != NODATA]
+        block_pixels[block.row, block.col] = np.bincount(valid, minlength=NUM_CLASSES)
+        whole = (slice(None), slice(None))
+        sizes.append(measure_buildings(t1, whole, pixel_size, BUILDING_SAMPLE))
+        scratch["t1"].write(block.core, t1)
+        t2, event = t1.copy(), np.zeros_like(t1)
+        if user_codes is not None:
+            window = EventWindow(t1, t2, event, whole, pixel_size, RegionStats(), min_pixels=1)
+            _apply_user_changes(inputs, block, window, user_codes)
+        scratch["t2"].write(block.core, t2)
+        scratch["event"].write(block.core, event)
+        reporter.advance()
+    if unknown:
+        raise unknown_values_error(land_cover.scheme, unknown)
+    if not block_pixels.any():
+        raise InputError(
+            f"land cover {inputs.region} holds no data (every pixel is no-data)",
+            "check the file and --classes: the value marked as no-data covers it all",
+        )
+    stats = RegionStats(
+        building_sizes_m=np.concatenate(sizes) if sizes else np.zeros((0, 2)),
+        class_pixels=block_pixels.sum(axis=(0, 1)),
+    )
+    return stats, block_pixels
+
+
+def _user_change_codes(inputs: Inputs) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per drawn feature: its event code and target class (burn value = feature index + 1)."""
+    if inputs.changes is None:
+        return None
+    names = inputs.event_names()
+    codes = np.array([0] + [names.index(e) + 1 for e in inputs.changes["event"]], np.uint8)
+    targets = np.array([0, *inputs.changes["to_class"]], np.uint8)
+    if len(inputs.changes) > 65_534:
+        raise InputError("--changes holds more than 65,534 polygons; split the file")
+    return codes, targets
+
+
+def _apply_user_changes(
+    inputs: Inputs, block: Block, window: EventWindow, user_codes: tuple[np.ndarray, np.ndarray]
+) -> None:
+    codes, targets = user_codes
+    feature_ids = np.arange(1, len(codes), dtype=np.int32)
+    ids = rasterize(inputs.changes, inputs.grid, block.core, feature_ids)
+    for code in np.unique(codes[ids[ids > 0]]):
+        mask = (ids > 0) & (codes[ids] == code)
+        window.commit(mask, targets[ids], int(code))
+
+
+def _block_counts(
+    inputs: Inputs, block_pixels: np.ndarray, seed: int, reporter: Reporter
+) -> list[np.ndarray]:
+    """Split each count-type event's region total among blocks by their eligible land."""
+    counts = []
+    for index, event in enumerate(inputs.events):
+        zeros = np.zeros(block_pixels.shape[:2], np.int64)
+        if event.count_param is None:
+            counts.append(zeros)
+            continue
+        total = int(event.values[event.count_param])
+        weights = block_pixels[..., list(event.weight_classes)].sum(axis=-1).astype(float)
+        if weights.sum() == 0:
+            reporter.warning(f"{event.name}: the region has no land this event can act on")
+            counts.append(zeros)
+            continue
+        rng = np.random.default_rng([seed, index, 0xB10C])
+        split = rng.multinomial(total, (weights / weights.sum()).ravel())
+        counts.append(split.reshape(weights.shape))
+    return counts
+
+
+def _simulate_events(
+    inputs: Inputs,
+    plan: Plan,
+    scratch: dict[str, ScratchRaster],
+    stats: RegionStats,
+    block_pixels: np.ndarray,
+    seed: int,
+    reporter: Reporter,
+) -> dict[str, int]:
+    """Pass 2: every event on every block (with halo), phase by phase."""
+    names = inputs.event_names()
+    first_code = len(names) - len(inputs.events) + 1
+    counts = _block_counts(inputs, block_pixels, seed, reporter)
+    pixel_size = inputs.grid.pixel_size_m()
+    reporter.stage("events", len(plan))
+    for block in plan.phased():
+        if not inputs.events or not block_pixels[block.row, block.col].any():
+            reporter.advance()
+            continue
+        allowed = None
+        if inputs.where is not None:
+            allowed = rasterize(inputs.where, inputs.grid, block.window) > 0
+        window = EventWindow(
+            t1=scratch["t1"].read(block.window),
+            t2=scratch["t2"].read(block.window),
+            event=scratch["event"].read(block.window),
+            core=block.core_in_window,
+            pixel_size_m=pixel_size,
+            stats=stats,
+            allowed=allowed,
+        )
+        for index, event in enumerate(inputs.events):
+            rng = np.random.default_rng([seed, index, block.row, block.col])
+            count = int(counts[index][block.row, block.col])
+            event.apply(window, first_code + index, rng, count)
+        scratch["t2"].write(block.window, window.t2)
+        scratch["event"].write(block.window, window.event)
+        reporter.advance()
+    changed = dict.fromkeys(names, 0)
+    for block in plan.blocks():
+        event = scratch["event"].read(block.core)
+        for code, count in enumerate(np.bincount(event.ravel(), minlength=len(names) + 1)):
+            if code:
+                changed[names[code - 1]] += int(count)
+    return changed
+
+
+def _write(
+    inputs: Inputs,
+    plan: Plan,
+    scratch: dict[str, ScratchRaster],
+    folder: Path,
+    creation_options: dict[str, str] | None,
+    reporter: Reporter,
+) -> tuple[dict[str, Path], gpd.GeoDataFrame]:
+    """Pass 3: stream the rasters and polygons, then finish them as COGs and a GeoPackage."""
+    grid = inputs.grid
+    colormap = gdal_colormap()
+    rasters = {
+        "t1_landcover": StreamingGeoTIFF(
+            folder / "t1_landcover.tif", grid, 0, "land cover t1 (OpenEarthMap codes)", colormap
+        ),
+        "t2_landcover": StreamingGeoTIFF(
+            folder / "t2_landcover.tif", grid, 0, "land cover t2 (OpenEarthMap codes)", colormap
+        ),
+        "change": StreamingGeoTIFF(
+            folder / "change.tif", grid, CHANGE_NODATA, "change (0 unchanged, 1 changed)"
+        ),
+    }
+    polygons = ChangePolygons(grid, inputs.event_names())
+    try:
+        reporter.stage("write", len(plan))
+        for block in plan.blocks():
+            t1 = scratch["t1"].read(block.core)
+            t2 = scratch["t2"].read(block.core)
+            event = scratch["event"].read(block.core)
+            change = np.where(t1 == NODATA, CHANGE_NODATA, np.where(event > 0, CHANGED, UNCHANGED))
+            rasters["t1_landcover"].write(block.core, to_codes(t1))
+            rasters["t2_landcover"].write(block.core, to_codes(t2))
+            rasters["change"].write(block.core, change.astype(np.uint8))
+            polygons.add(block.core, t1, t2, event)
+            reporter.advance()
+        reporter.stage("finish", len(rasters) + 1)
+        files = {}
+        for name, raster in rasters.items():
+            files[name] = raster.finish(creation_options or {}, "MODE")
+            qml = landcover_qml() if name != "change" else change_qml()
+            write_sidecar(files[name], qml)
+            reporter.advance()
+    finally:
+        for raster in rasters.values():
+            raster.discard()
+    frame = polygons.frame()
+    files["changes"] = write_gpkg(frame, folder / "changes.gpkg")
+    reporter.advance()
+    return files, frame
+
+
+def _file_info(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    size = path.stat().st_size
+    return {"path": str(path.absolute()), "sha256": digest.hexdigest(), "bytes": size}
+
+
+def _versions() -> dict[str, str]:
+    import pyproj
+
+    return {
+        "geochange": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        "geopandas": gpd.__version__,
+        "shapely": shapely.__version__,
+        "pyproj": pyproj.__version__,
+    }

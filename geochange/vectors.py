@@ -1,0 +1,108 @@
+"""Vector inputs (buildings, user-drawn changes, confining polygons) brought onto the grid.
+
+Any format OGR reads; reprojected to the grid's CRS; invalid geometries repaired; features that
+are empty, not polygons or outside the grid are dropped and counted in a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from rasterio import features
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+
+from geochange.classes import class_index
+from geochange.errors import InputError
+from geochange.grid import Grid
+
+Warn = Callable[[str], None]
+
+
+def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.GeoDataFrame:
+    """Polygons of ``path`` in the grid's CRS, repaired, without those off the grid."""
+    try:
+        frame = gpd.read_file(path)
+    except Exception as err:
+        raise InputError(
+            f"cannot read {role} vectors {path}: {err}",
+            "check the path; any format OGR reads works (GeoPackage, GeoJSON, Shapefile, ...)",
+        ) from err
+    if frame.crs is None:
+        raise InputError(
+            f"{role} vectors {path} have no coordinate reference system",
+            "set one, e.g. `ogr2ogr -a_srs EPSG:4326 fixed.gpkg input.gpkg`",
+        )
+    total = len(frame)
+    frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
+    empty = total - len(frame)
+    invalid = int((~frame.geometry.is_valid).sum())
+    if invalid:
+        frame = frame.set_geometry(shapely.make_valid(frame.geometry.values))
+        warn(f"{role}: repaired {invalid} invalid geometr{'y' if invalid == 1 else 'ies'}")
+    frame = frame.set_geometry(frame.geometry.apply(_polygonal_part))
+    not_polygons = int(frame.geometry.is_empty.sum())
+    frame = frame[~frame.geometry.is_empty].to_crs(grid.crs)
+    inside = frame.geometry.intersects(shapely.box(*grid.bounds))
+    outside = int((~inside).sum())
+    frame = frame[inside]
+    for count, what in (
+        (empty, "are empty"),
+        (not_polygons, "are not polygons (points or lines)"),
+        (outside, "lie outside the land-cover raster"),
+    ):
+        if count:
+            warn(f"{role}: {count} of {total} features {what} and are ignored")
+    if frame.empty:
+        raise InputError(
+            f"{role} vectors {path} have no usable polygon over the land cover",
+            "check that they cover the same place as the raster",
+        )
+    return frame.reset_index(drop=True)
+
+
+def read_changes(path: str | Path, grid: Grid, warn: Warn) -> gpd.GeoDataFrame:
+    """User-drawn change polygons with ``to_class`` (index) and ``event`` (label) columns."""
+    frame = read_polygons(path, grid, "--changes", warn)
+    if "to_class" not in frame.columns:
+        raise InputError(
+            f"--changes vectors {path} have no 'to_class' field "
+            f"(fields: {', '.join(c for c in frame.columns if c != 'geometry')})",
+            "add a 'to_class' field holding a class name (e.g. 'building') or code (1-8)",
+        )
+    frame["to_class"] = [class_index(v) for v in frame["to_class"]]
+    if "event" not in frame.columns:
+        frame["event"] = "user_change"
+    frame["event"] = frame["event"].fillna("user_change").astype(str)
+    return frame
+
+
+def rasterize(
+    frame: gpd.GeoDataFrame, grid: Grid, window: Window, values: np.ndarray | None = None
+) -> np.ndarray:
+    """Burn polygons into a ``window`` of the grid (pixel centres inside), 0 elsewhere.
+
+    ``values`` are burn values per feature (uint8 1 for all when ``None``); later features win.
+    """
+    burn = np.ones(len(frame), np.uint8) if values is None else values
+    out = np.zeros((int(window.height), int(window.width)), burn.dtype)
+    transform = grid.window_transform(window)
+    hits = frame.sindex.query(shapely.box(*window_bounds(window, grid.transform)))
+    if len(hits) == 0:
+        return out
+    hits = np.sort(hits)
+    shapes = zip(frame.geometry.values[hits], burn[hits], strict=True)
+    return features.rasterize(shapes, out=out, transform=transform)
+
+
+def _polygonal_part(geometry: shapely.Geometry) -> shapely.Geometry:
+    """Keep the polygons of a geometry (make_valid may add lines or points)."""
+    if isinstance(geometry, shapely.Polygon | shapely.MultiPolygon):
+        return geometry
+    parts = shapely.get_parts(geometry)
+    polygons = [p for p in parts if isinstance(p, shapely.Polygon | shapely.MultiPolygon)]
+    return shapely.union_all(polygons) if polygons else shapely.Polygon()

@@ -1,0 +1,93 @@
+"""GeoTIFFs streamed in block-aligned windows, then finished as Cloud-Optimized GeoTIFFs.
+
+A COG must hold its overviews before its full-resolution data, so it cannot be streamed
+directly: each output is first written to an uncompressed tiled GeoTIFF (every window once),
+then GDAL's COG driver compresses it and builds the overviews in one bounded-memory copy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from geochange.grid import Grid
+from geochange.plan import TILE
+
+DEFAULT_CREATION_OPTIONS = {"COMPRESS": "DEFLATE", "NUM_THREADS": "ALL_CPUS"}
+GDAL_CACHE_MB = 64
+"""GDAL's block cache, capped so memory does not grow with the raster."""
+
+
+class StreamingGeoTIFF:
+    """One output raster: written window by window, then finished as a COG at ``path``."""
+
+    def __init__(
+        self,
+        path: Path,
+        grid: Grid,
+        nodata: int,
+        description: str,
+        colormap: dict[int, tuple[int, int, int, int]] | None = None,
+        count: int = 1,
+    ) -> None:
+        self.path = path
+        self.partial = path.with_name(f".{path.stem}.partial.tif")
+        self.dataset = rasterio.open(
+            self.partial,
+            "w",
+            driver="GTiff",
+            width=grid.width,
+            height=grid.height,
+            count=count,
+            dtype="uint8",
+            crs=grid.crs,
+            transform=grid.transform,
+            nodata=nodata,
+            tiled=True,
+            blockxsize=TILE,
+            blockysize=TILE,
+            BIGTIFF="IF_SAFER",
+        )
+        for band in range(1, count + 1):
+            self.dataset.set_band_description(band, description)
+        if colormap is not None:
+            self.dataset.write_colormap(1, colormap)
+
+    def write(self, window: Window, data: np.ndarray) -> None:
+        self.dataset.write(data, 1 if data.ndim == 2 else None, window=window)
+
+    def finish(self, creation_options: dict[str, str], resampling: str) -> Path:
+        """Close the partial file and copy it to ``path`` as a COG with overviews."""
+        self.dataset.close()
+        options = {**DEFAULT_CREATION_OPTIONS, **creation_options}
+        options.setdefault("BLOCKSIZE", str(TILE))
+        options.setdefault("OVERVIEW_RESAMPLING", resampling)
+        rasterio.shutil.copy(self.partial, self.path, driver="COG", **options)
+        self.partial.unlink()
+        return self.path
+
+    def discard(self) -> None:
+        if not self.dataset.closed:
+            self.dataset.close()
+        self.partial.unlink(missing_ok=True)
+
+
+def write_landcover(
+    path: Path, grid: Grid, indices: np.ndarray, creation_options: dict[str, str] | None = None
+) -> Path:
+    """Write an in-memory land cover (class indices) as a styled COG with its ``.qml``."""
+    from geochange.classes import gdal_colormap, to_codes
+    from geochange.writing.qml import landcover_qml, write_sidecar
+
+    raster = StreamingGeoTIFF(path, grid, 0, "land cover (OpenEarthMap codes)", gdal_colormap())
+    try:
+        raster.write(Window(0, 0, grid.width, grid.height), to_codes(indices))
+        raster.finish(creation_options or {}, "MODE")
+    finally:
+        raster.discard()
+    write_sidecar(path, landcover_qml())
+    return path
