@@ -141,6 +141,7 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 SCHEMES: dict[str, ClassScheme] = {
     "oem": ClassScheme("oem", codes={0: NODATA, **{i + 1: i for i in range(NUM_CLASSES)}}),
     # Dubai (Humans in the Loop) RGB masks; vegetation there is mostly palms and parks -> tree.
+    # Grey is the source's "unlabeled"; black (about 0.6 % of the pixels) is unlabelled border.
     "dubai": ClassScheme(
         "dubai",
         colours={
@@ -150,6 +151,7 @@ SCHEMES: dict[str, ClassScheme] = {
             (254, 221, 58): TREE,
             (226, 169, 41): WATER,
             (155, 155, 155): NODATA,
+            (0, 0, 0): NODATA,
         },
     ),
     # ESA WorldCover 10 m codes.

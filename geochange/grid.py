@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
@@ -96,6 +96,7 @@ class LandCover:
         self.path = Path(path)
         self.scheme = scheme
         self.dataset = open_raster(path)
+        self._palette = self._rgb_palette()
         self._check_bands_and_type()
         source_crs = self._source_crs(crs)
         target_crs = CRS.from_user_input(crs) if crs and self.dataset.crs else source_crs
@@ -128,8 +129,10 @@ class LandCover:
         )
 
     def read_raw(self, window: Window) -> np.ndarray:
-        """The input values in ``window`` (``(bands, h, w)``)."""
+        """The input values in ``window`` (``(bands, h, w)``); palettes expanded to RGB."""
         reader = self._vrt or self.dataset
+        if self._palette is not None:
+            return self._palette[:, reader.read(1, window=window)]
         return reader.read(list(range(1, self.scheme.bands + 1)), window=window)
 
     def read(self, window: Window) -> np.ndarray:
@@ -156,6 +159,17 @@ class LandCover:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _rgb_palette(self) -> np.ndarray | None:
+        """For a paletted raster read with a colour scheme: a (3, 256) lookup to RGB."""
+        ds = self.dataset
+        if not self.scheme.colours or ds.count != 1 or ds.colorinterp[0] != ColorInterp.palette:
+            return None
+        lookup = np.zeros((3, 256), np.uint8)
+        for index, rgba in ds.colormap(1).items():
+            if index < 256:
+                lookup[:, index] = rgba[:3]
+        return lookup
+
     def _check_bands_and_type(self) -> None:
         ds = self.dataset
         if ds.width == 0 or ds.height == 0:
@@ -166,7 +180,7 @@ class LandCover:
                 "give an integer raster of class codes (e.g. uint8), or convert it with "
                 "`gdal_translate -ot Byte`",
             )
-        if ds.count < self.scheme.bands:
+        if ds.count < self.scheme.bands and self._palette is None:
             raise InputError(
                 f"land cover {self.path} has {ds.count} band(s) but class scheme "
                 f"{self.scheme.name!r} needs {self.scheme.bands}",

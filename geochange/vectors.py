@@ -11,6 +11,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import shapely
 from rasterio import features
 from rasterio.windows import Window
@@ -24,9 +25,23 @@ Warn = Callable[[str], None]
 
 
 def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.GeoDataFrame:
-    """Polygons of ``path`` in the grid's CRS, repaired, without those off the grid."""
+    """Polygons of ``path`` in the grid's CRS, repaired, without those off the grid.
+
+    ``path`` may name a layer the way QGIS does: ``city.gpkg|layername=buildings``.
+    """
+    path, layer = _split_layer(str(path))
     try:
-        frame = gpd.read_file(path)
+        if layer is None:
+            layers = pyogrio.list_layers(path)
+            if len(layers) > 1:
+                names = ", ".join(str(name) for name, _ in layers)
+                raise InputError(
+                    f"{role} vectors {path} hold {len(layers)} layers ({names})",
+                    f"name one the way QGIS does: '{path}|layername={layers[0][0]}'",
+                )
+        frame = gpd.read_file(path, layer=layer)
+    except InputError:
+        raise
     except Exception as err:
         raise InputError(
             f"cannot read {role} vectors {path}: {err}",
@@ -97,6 +112,13 @@ def rasterize(
     hits = np.sort(hits)
     shapes = zip(frame.geometry.values[hits], burn[hits], strict=True)
     return features.rasterize(shapes, out=out, transform=transform)
+
+
+def _split_layer(text: str) -> tuple[str, str | None]:
+    path, sep, option = text.partition("|")
+    if sep and option.startswith("layername="):
+        return path, option.removeprefix("layername=")
+    return text, None
 
 
 def _polygonal_part(geometry: shapely.Geometry) -> shapely.Geometry:

@@ -26,9 +26,7 @@ def events(json_output: bool) -> None:
                     {"name": p.name, "type": p.kind.__name__, "default": p.default, "help": p.help}
                     for p in cls.params
                 ],
-                "transitions": sorted(
-                    [CLASS_NAMES[a], CLASS_NAMES[b]] for a, b in cls.transitions
-                ),
+                "transitions": sorted([CLASS_NAMES[a], CLASS_NAMES[b]] for a, b in cls.transitions),
             }
             for cls in EVENTS.values()
         ]

@@ -19,6 +19,12 @@ from geochange.simulate import DEFAULT_BLOCK, describe, open_inputs, plan_for
 from geochange.simulate import simulate as run_simulation
 
 
+def _check_block_size(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value <= 0 or value % 512:
+        raise click.BadParameter("must be a positive multiple of 512", ctx=ctx, param=param)
+    return value
+
+
 @click.command(short_help="Simulate land-cover change events and write change maps.")
 @click.argument("region", type=click.Path(dir_okay=False))
 @click.option(
@@ -68,6 +74,7 @@ from geochange.simulate import simulate as run_simulation
 @click.option(
     "--block-size",
     type=int,
+    callback=_check_block_size,
     default=DEFAULT_BLOCK,
     show_default=True,
     help="Block edge in pixels (multiple of 512); bounds memory.",
@@ -122,7 +129,9 @@ def simulate(
     )
     try:
         if block_size <= 0 or block_size % 512:
-            raise click.BadParameter("must be a positive multiple of 512", param_hint="--block-size")
+            raise click.BadParameter(
+                "must be a positive multiple of 512", param_hint="--block-size"
+            )
         if dry_run:
             plan = describe(inputs, plan_for(inputs, block_size), click.format_filename(output))
             if json_lines:

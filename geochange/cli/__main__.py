@@ -1,0 +1,3 @@
+from geochange.cli.main import cli
+
+cli()

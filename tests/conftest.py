@@ -1,0 +1,63 @@
+"""Shared fixtures: the real data in ../shared/data and small generated rasters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GEOCHANGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder; tests that need it skip with a reason where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"real data not found at {SHARED_DATA}; set GEOCHANGE_SHARED_DATA to its folder"
+        )
+    return SHARED_DATA
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    crs: str | None = "EPSG:32633",
+    transform: Affine | None = None,
+    nodata: float | None = None,
+) -> Path:
+    """A small GeoTIFF for tests (``data`` is (h, w) or (bands, h, w))."""
+    bands = data if data.ndim == 3 else data[None]
+    profile = {
+        "driver": "GTiff",
+        "width": bands.shape[2],
+        "height": bands.shape[1],
+        "count": bands.shape[0],
+        "dtype": bands.dtype,
+        "transform": transform or Affine(0.5, 0, 500_000, 0, -0.5, 5_550_000),
+    }
+    if crs:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(bands)
+    return path
+
+
+@pytest.fixture(scope="session")
+def town_codes() -> np.ndarray:
+    """A 1024² example town as on-disk codes (1-8)."""
+    from geochange.example import example_landcover
+
+    return example_landcover(1024, seed=3) + 1
+
+
+@pytest.fixture
+def town_tif(tmp_path: Path, town_codes: np.ndarray) -> Path:
+    return write_raster(tmp_path / "town.tif", town_codes.astype(np.uint8))

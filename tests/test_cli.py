@@ -1,0 +1,111 @@
+"""The command line as a user (or the QGIS plugin) meets it: exit codes, --json, --dry-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import rasterio
+from click.testing import CliRunner
+
+from geochange.cli.main import cli
+from geochange.events import EVENTS
+from tests.conftest import write_raster
+
+
+def geochange(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "geochange.cli", *args], capture_output=True, text=True
+    )
+
+
+def test_json_mode_prints_only_json_lines_and_a_result(town_tif, tmp_path):
+    out = tmp_path / "out"
+    done = geochange(
+        "simulate", str(town_tif), "--events", "building_add:count=5", "--json", "-o", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = {line["type"] for line in lines}
+    assert kinds <= {"progress", "warning", "result"}
+    assert lines[-1]["type"] == "result"
+    assert lines[-1]["files"]["t2_landcover"] == str(out / "t2_landcover.tif")
+    stages = {line["stage"] for line in lines if line["type"] == "progress"}
+    assert {"scan", "events", "write"} <= stages
+
+
+def test_exit_codes_and_messages(town_tif, tmp_path):
+    bad = geochange("simulate", str(town_tif), "--events", "tornado", "-o", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "unknown event 'tornado'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    as_json = geochange(
+        "simulate", str(town_tif), "--events", "tornado", "--json", "-o", str(tmp_path / "x")
+    )
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout.splitlines()[-1])["type"] == "error"
+    usage = geochange("simulate", str(town_tif), "--block-size", "100", "-o", str(tmp_path / "x"))
+    assert usage.returncode == 2 and "multiple of 512" in usage.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_dry_run_prints_plan_and_writes_nothing(town_tif, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        ["simulate", str(town_tif), "--events", "flood:fraction=0.5", "--dry-run", "-o", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["grid"]["width"] == 1024 and plan["grid"]["crs"] == "EPSG:32633"
+    assert plan["events"] == [{"name": "flood", **EVENTS["flood"]().values, "fraction": 0.5}]
+    assert plan["blocks"]["count"] == 1
+    assert not out.exists()
+
+
+def test_events_lists_every_event_with_parameters():
+    result = CliRunner().invoke(cli, ["events"])
+    assert result.exit_code == 0
+    for name, cls in EVENTS.items():
+        assert f"\n{name}\n" in f"\n{result.output}"
+        for param in cls.params:
+            assert f"{param.name}=" in result.output
+    listing = json.loads(CliRunner().invoke(cli, ["events", "--json"]).output)
+    assert {item["name"] for item in listing} == set(EVENTS)
+
+
+def test_example_then_simulate_with_creation_options(tmp_path):
+    runner = CliRunner()
+    made = runner.invoke(cli, ["example", "-o", str(tmp_path / "ex"), "--size", "512"])
+    assert made.exit_code == 0, made.output
+    region = tmp_path / "ex" / "region.tif"
+    with rasterio.open(region) as src:
+        assert src.crs.to_epsg() == 32633 and src.res == (0.5, 0.5)
+        assert set(np.unique(src.read(1))) <= set(range(1, 9))
+    again = runner.invoke(cli, ["example", "-o", str(tmp_path / "ex"), "--size", "512"])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    out = tmp_path / "out"
+    ran = runner.invoke(
+        cli,
+        [
+            "simulate",
+            str(region),
+            "--events",
+            "building_add",
+            "--co",
+            "COMPRESS=LZW",
+            "-q",
+            "-o",
+            str(out),
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    with rasterio.open(out / "t2_landcover.tif") as src:
+        assert src.compression.name == "lzw"
+
+
+def test_no_crs_message_from_cli(tmp_path):
+    region = write_raster(tmp_path / "r.tif", np.full((30, 30), 2, np.uint8), crs=None)
+    done = geochange("simulate", str(region), "--events", "regrowth", "-o", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--crs" in done.stderr
