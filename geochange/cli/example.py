@@ -16,7 +16,7 @@ from geochange.example import write_example
 @seed_opt
 @click.option(
     "--size",
-    type=click.IntRange(256, 16384),
+    type=click.IntRange(256, 8192),
     default=2048,
     show_default=True,
     help="Edge of the region in pixels (0.5 m each).",
