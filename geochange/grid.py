@@ -42,8 +42,8 @@ class Grid:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
 
     def window_transform(self, window: Window) -> Affine:
@@ -55,8 +55,8 @@ class Grid:
         Measured geodesically, so geographic CRSs and Web Mercator give true metres.
         """
         cx, cy = self.width / 2, self.height / 2
-        corners = [self.transform * (cx, cy), self.transform * (cx + 1, cy)]
-        corners.append(self.transform * (cx, cy + 1))
+        corners = [self.transform @ (cx, cy), self.transform @ (cx + 1, cy)]
+        corners.append(self.transform @ (cx, cy + 1))
         to_lonlat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
         (lon0, lat0), (lon1, lat1), (lon2, lat2) = (to_lonlat.transform(*c) for c in corners)
         width = _GEOD.inv(lon0, lat0, lon1, lat1)[2]
@@ -66,7 +66,7 @@ class Grid:
     def equal_area_crs(self) -> CRS:
         """A Lambert azimuthal equal-area CRS centred on the grid, for areas in m²."""
         to_lonlat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
-        lon, lat = to_lonlat.transform(*(self.transform * (self.width / 2, self.height / 2)))
+        lon, lat = to_lonlat.transform(*(self.transform @ (self.width / 2, self.height / 2)))
         return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m")
 
 
@@ -229,8 +229,8 @@ def _target_grid(
     gsd: float | None,
 ) -> tuple[Affine, int, int]:
     width, height = dataset.width, dataset.height
-    left, top = source_transform * (0, 0)
-    right, bottom = source_transform * (width, height)
+    left, top = source_transform @ (0, 0)
+    right, bottom = source_transform @ (width, height)
     bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
     resolution = None
     if gsd is not None:

@@ -43,7 +43,7 @@ from geochange.grid import Grid, LandCover
 from geochange.plan import Block, Plan, make_plan
 from geochange.report import Reporter
 from geochange.scratch import ScratchRaster
-from geochange.vectors import rasterize, read_changes, read_polygons
+from geochange.vectors import rasterize, read_changes, read_polygons, split_layer
 from geochange.writing.folder import OutputFolder
 from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF
 from geochange.writing.polygons import ChangePolygons, write_gpkg
@@ -106,18 +106,17 @@ def open_inputs(
         raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
     land_cover = LandCover(region, load_scheme(classes), crs=crs, gsd=gsd)
     inputs = Inputs(Path(region), land_cover, parsed, paths={"region": Path(region)})
+    vector_files = {"buildings": buildings, "changes": changes, "where": where}
+    inputs.paths.update({k: Path(split_layer(str(v))[0]) for k, v in vector_files.items() if v})
     grid = land_cover.grid
     if buildings is not None:
         inputs.buildings = read_polygons(buildings, grid, "--buildings", reporter.warning)
-        inputs.paths["buildings"] = Path(buildings)
     if changes is not None:
         inputs.changes = read_changes(changes, grid, reporter.warning)
-        inputs.paths["changes"] = Path(changes)
     if where is not None:
         if not parsed:
             raise InputError("--where confines --events, but no --events were given")
         inputs.where = read_polygons(where, grid, "--where", reporter.warning)
-        inputs.paths["where"] = Path(where)
     if not parsed and inputs.changes is None:
         raise InputError(
             "nothing to simulate: no --events and no --changes",
@@ -156,7 +155,7 @@ def describe(inputs: Inputs, plan: Plan, output: Path) -> dict:
         },
         "events": [{"name": e.name, **e.values} for e in inputs.events],
         "user_changes": 0 if inputs.changes is None else len(inputs.changes),
-        "outputs": [str(output / name) for name in OUTPUTS],
+        "outputs": [str(Path(output) / name) for name in OUTPUTS],
     }
 
 

@@ -29,7 +29,7 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
 
     ``path`` may name a layer the way QGIS does: ``city.gpkg|layername=buildings``.
     """
-    path, layer = _split_layer(str(path))
+    path, layer = split_layer(str(path))
     try:
         if layer is None:
             layers = pyogrio.list_layers(path)
@@ -114,7 +114,8 @@ def rasterize(
     return features.rasterize(shapes, out=out, transform=transform)
 
 
-def _split_layer(text: str) -> tuple[str, str | None]:
+def split_layer(text: str) -> tuple[str, str | None]:
+    """``city.gpkg|layername=buildings`` to its path and layer name."""
     path, sep, option = text.partition("|")
     if sep and option.startswith("layername="):
         return path, option.removeprefix("layername=")

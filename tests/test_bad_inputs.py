@@ -39,7 +39,7 @@ def region(tmp_path) -> Path:
 
 def test_raster_without_crs_needs_crs(tmp_path):
     region = write_raster(tmp_path / "nocrs.tif", np.full((50, 50), 2, np.uint8), crs=None)
-    with pytest.raises(InputError, match="no coordinate reference system.*--crs"):
+    with pytest.raises(InputError, match="(?s)no coordinate reference system.*--crs"):
         attempt(region, tmp_path / "out")
     assert_nothing_written(tmp_path / "out")
     result = attempt(region, tmp_path / "out", crs="EPSG:32633", events="regrowth")
@@ -89,9 +89,9 @@ def test_unreadable_file(tmp_path):
 
 
 def test_unknown_event_and_parameter(region, tmp_path):
-    with pytest.raises(InputError, match="unknown event 'earthquake'.*building_add"):
+    with pytest.raises(InputError, match="(?s)unknown event 'earthquake'.*building_add"):
         attempt(region, tmp_path / "out", events="earthquake")
-    with pytest.raises(InputError, match="no parameter 'size'.*count"):
+    with pytest.raises(InputError, match="(?s)no parameter 'size'.*count"):
         attempt(region, tmp_path / "out", events="building_add:size=3")
     with pytest.raises(InputError, match="nothing to simulate"):
         attempt(region, tmp_path / "out", events="")
@@ -101,7 +101,7 @@ def test_output_folder_exists_needs_overwrite(region, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(InputError, match="already exists.*--overwrite"):
+    with pytest.raises(InputError, match="(?s)already exists.*--overwrite"):
         attempt(region, out)
     assert (out / "keep.txt").read_text() == "mine"
     inputs = open_inputs(region, events="building_add:count=3")
@@ -141,9 +141,9 @@ def test_interrupted_run_leaves_nothing(region, tmp_path, monkeypatch):
 def test_vector_problems(region, tmp_path):
     utm = "EPSG:32633"
     no_crs = gpd.GeoDataFrame(geometry=[shapely.box(500_010, 5_549_900, 500_020, 5_549_910)])
-    no_crs.to_file(tmp_path / "nocrs.geojson")
+    no_crs.to_file(tmp_path / "nocrs.shp")
     with pytest.raises(InputError, match="no coordinate reference system"):
-        attempt(region, tmp_path / "out", buildings=tmp_path / "nocrs.geojson")
+        attempt(region, tmp_path / "out", buildings=tmp_path / "nocrs.shp")
 
     far = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 10, 10)], crs=utm)
     far.to_file(tmp_path / "far.gpkg")
@@ -207,5 +207,5 @@ def test_invalid_empty_and_outside_geometries_are_repaired_or_counted(region, tm
 
 def test_multi_layer_file_needs_a_layer(shared_data, region, tmp_path):
     gpkg = shared_data / "prague_vectors/bubenec.gpkg"
-    with pytest.raises(InputError, match=r"4 layers .*layername="):
+    with pytest.raises(InputError, match=r"(?s)4 layers .*layername="):
         attempt(region, tmp_path / "out", buildings=gpkg)

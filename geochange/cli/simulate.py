@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -133,7 +134,7 @@ def simulate(
                 "must be a positive multiple of 512", param_hint="--block-size"
             )
         if dry_run:
-            plan = describe(inputs, plan_for(inputs, block_size), click.format_filename(output))
+            plan = describe(inputs, plan_for(inputs, block_size), Path(output))
             if json_lines:
                 emit("plan", **plan)
             else:

@@ -19,6 +19,8 @@ EIGHT = np.ones((3, 3), bool)
 """8-connectivity: pixels touching at a corner belong to the same object."""
 
 Box = tuple[slice, slice]
+HOLE_M2 = 30.0
+"""Holes smaller than this left inside a grown area are filled: they read as noise, not land."""
 
 
 def class_choice(event: str, key: str, value: str, options: tuple[int, ...]) -> int:
@@ -193,6 +195,8 @@ def ragged_grow(
     )
     cost = distance[candidates] * np.exp(noise[candidates])
     touching = ndimage.binary_dilation(src, EIGHT)
+    steps = max(1, int(round(1.0 / min(window.pixel_size_m))))
+    hole_px = HOLE_M2 / window.pixel_area_m2
     want = target - int(seeds.sum())
     chosen = np.zeros(shape, bool)
     for _ in range(3 if want > 0 else 0):
@@ -201,17 +205,32 @@ def ragged_grow(
             take = cost <= np.partition(cost, want - 1)[want - 1]
         chosen = np.zeros(shape, bool)
         chosen[candidates] = take
-        labels, count = ndimage.label(chosen, EIGHT)
-        keep = np.zeros(count + 1, bool)
-        keep[labels[touching & chosen]] = True
-        keep[0] = False
-        chosen = keep[labels]
+        chosen = _tidy(chosen, candidates, touching, steps, hole_px)
         shortfall = target - int(seeds.sum()) - int(chosen.sum())
         if shortfall <= 0.05 * target or want >= cost.size:
             break
         want += shortfall
     out[box] = chosen | seeds
     return out
+
+
+def _tidy(
+    chosen: np.ndarray, candidates: np.ndarray, touching: np.ndarray, steps: int, hole_px: float
+) -> np.ndarray:
+    """A grown area without slivers (opened by ``steps`` pixels), with its small holes filled,
+    keeping only the parts that touch the source (``touching``)."""
+    chosen = ndimage.binary_opening(chosen, EIGHT, steps)
+    gaps, count = ndimage.label(candidates & ~chosen, EIGHT)
+    fill = np.bincount(gaps.ravel(), minlength=count + 1) < hole_px
+    fill[0] = False
+    beside = np.zeros(count + 1, bool)
+    beside[gaps[ndimage.binary_dilation(chosen, EIGHT) & (gaps > 0)]] = True
+    chosen |= (fill & beside)[gaps]
+    labels, count = ndimage.label(chosen, EIGHT)
+    keep = np.zeros(count + 1, bool)
+    keep[labels[touching & chosen]] = True
+    keep[0] = False
+    return keep[labels]
 
 
 @dataclass
@@ -267,20 +286,15 @@ class Instances:
         return hit
 
 
-def moments(
+def centroids(
     labels: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int, pixel_size: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per label (index 0 unused): pixel count, centroid y and x (metres), long-axis angle."""
-    y, x = rows * pixel_size[1], cols * pixel_size[0]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label of the given pixels (index 0 unused): pixel count and centroid y, x in metres."""
     size = np.bincount(labels, minlength=n + 1).astype(float)
     safe = np.maximum(size, 1)
-    cy = np.bincount(labels, y, n + 1) / safe
-    cx = np.bincount(labels, x, n + 1) / safe
-    ry, rx = y - cy[labels], x - cx[labels]
-    syy = np.bincount(labels, ry * ry, n + 1)
-    sxx = np.bincount(labels, rx * rx, n + 1)
-    sxy = np.bincount(labels, rx * ry, n + 1)
-    return size, cy, cx, 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    cy = np.bincount(labels, rows, n + 1) * pixel_size[1] / safe
+    cx = np.bincount(labels, cols, n + 1) * pixel_size[0] / safe
+    return size, cy, cx
 
 
 def find_instances(
@@ -349,7 +363,7 @@ class _Objects:
         self.flat = np.flatnonzero(labels)
         self.lab = labels.ravel()[self.flat]
         self.rows, self.cols = np.divmod(self.flat, labels.shape[1])
-        self.size, self.cy, self.cx, _ = moments(self.lab, self.rows, self.cols, n, pixel_size)
+        self.size, self.cy, self.cx = centroids(self.lab, self.rows, self.cols, n, pixel_size)
         bounds = np.zeros((n + 1, 4))
         for i, found in enumerate(ndimage.find_objects(labels, n), start=1):
             if found is not None:

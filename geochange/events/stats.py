@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from geochange.classes import BUILDING
-from geochange.events.shapes import EIGHT, moments
+from geochange.events.shapes import EIGHT, centroids
 
 
 def measure_buildings(
@@ -24,7 +24,7 @@ def measure_buildings(
     flat = np.flatnonzero(labels)
     lab = labels.ravel()[flat]
     rows, cols = np.divmod(flat, t1.shape[1])
-    size, cy, cx, angle = moments(lab, rows, cols, n, pixel_size_m)
+    size, cy, cx = centroids(lab, rows, cols, n, pixel_size_m)
     rows_in = range(*core[0].indices(t1.shape[0]))
     cols_in = range(*core[1].indices(t1.shape[1]))
     crow = np.floor(cy / pixel_size_m[1]).astype(int)
@@ -48,6 +48,10 @@ def measure_buildings(
     lab, rows, cols = lab[chosen], rows[chosen], cols[chosen]
     y = rows * pixel_size_m[1] - cy[lab]
     x = cols * pixel_size_m[0] - cx[lab]
+    syy = np.bincount(lab, y * y, n + 1)
+    sxx = np.bincount(lab, x * x, n + 1)
+    sxy = np.bincount(lab, x * y, n + 1)
+    angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
     cos, sin = np.cos(angle[lab]), np.sin(angle[lab])
     along, across = x * cos + y * sin, y * cos - x * sin
     pixel = (pixel_size_m[0] + pixel_size_m[1]) / 2

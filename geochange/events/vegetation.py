@@ -47,7 +47,7 @@ class Deforestation(Event):
         target = round(self.fraction * np.count_nonzero(tree[window.core]))
         edge = ~tree & (t2 != NODATA) & window.core_mask()
         cleared = ragged_grow(
-            window, edge, tree & window.free(), target, rng, self.halo_m, grain_m=40, roughness=1.5
+            window, edge, tree & window.free(), target, rng, self.halo_m, grain_m=60, roughness=1.8
         )
         window.commit(cleared, self.to_class, code)
 

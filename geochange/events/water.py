@@ -46,7 +46,7 @@ class Flood(Event):
         target = round(self.fraction * np.count_nonzero(water[window.core]))
         into = np.isin(window.t2, FLOODABLE) & window.free()
         flooded = ragged_grow(
-            window, water & window.core_mask(), into, target, rng, self.distance, 25, 1.0
+            window, water & window.core_mask(), into, target, rng, self.distance, 40, 1.5
         )
         window.commit(flooded, WATER, code)
 
