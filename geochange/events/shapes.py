@@ -309,9 +309,11 @@ def find_instances(
 ) -> Instances:
     """The objects of ``classes`` in ``window.t2`` and which of them an event may take whole.
 
-    An object is eligible when its centroid lies in the core, every pixel is free, it does not
-    touch the window's edge (it might go on outside), it lies within ``reach_m`` of its centroid
-    and it is ``min_width_m`` wide somewhere (no strips such as field margins or verges).
+    An object is eligible when its centroid lies in the core, every pixel is free, it lies
+    within ``reach_m`` of its centroid and it is ``min_width_m`` wide somewhere (no strips such
+    as field margins or verges). With a halo of at least ``reach_m`` around the core, the reach
+    rule also keeps out objects cut by the window's edge; objects cut by the raster's edge are
+    taken as far as they go.
     Objects of ``split`` classes too large for that are cut into parcels: a grid of rectangles
     ``parcel_m`` (min, max side) laid out along the class's prevailing edges, as fields are;
     parts of a parcel narrower than a quarter of its smallest side (strips between the areas
@@ -341,7 +343,6 @@ def find_instances(
         & (ccol < c1)
         & (free == objects.size)
         & (objects.reach <= reach_m)
-        & ~objects.on_edge
         & (objects.size >= max(window.min_pixels, 1))
         & (objects.size * window.pixel_area_m2 >= min_area_m2)
     )
@@ -353,7 +354,8 @@ def find_instances(
 
 
 class _Objects:
-    """A label image with each label's class, size, centroid (m) and extent."""
+    """A label image with each label's class (``owner``), size, centroid (m) and ``reach``
+    (farthest bounding-box corner from the centroid, m)."""
 
     def __init__(
         self, labels: np.ndarray, owner: np.ndarray, pixel_size: tuple[float, float]
@@ -372,13 +374,6 @@ class _Objects:
         left, right = bounds[:, 2] * pixel_size[0], bounds[:, 3] * pixel_size[0]
         self.reach = np.hypot(
             np.maximum(self.cy - top, bottom - self.cy), np.maximum(self.cx - left, right - self.cx)
-        )
-        """Farthest bounding-box corner from the centroid, in metres."""
-        self.on_edge = (
-            (bounds[:, 0] == 0)
-            | (bounds[:, 1] == labels.shape[0])
-            | (bounds[:, 2] == 0)
-            | (bounds[:, 3] == labels.shape[1])
         )
 
 
@@ -434,12 +429,12 @@ def grid_angle(mask: np.ndarray, pixel_size: tuple[float, float]) -> float:
     return float(np.angle(np.sum(weight * np.exp(4j * np.arctan2(gy, gx)))) / 4)
 
 
-def _interior(classes: np.ndarray, radius_m: float, pixel_size: tuple[float, float]) -> np.ndarray:
-    """Pixels at least about ``radius_m`` from any pixel of another class."""
-    same = np.ones(classes.shape, bool)
-    same[1:] &= classes[1:] == classes[:-1]
-    same[:-1] &= classes[:-1] == classes[1:]
-    same[:, 1:] &= classes[:, 1:] == classes[:, :-1]
-    same[:, :-1] &= classes[:, :-1] == classes[:, 1:]
+def _interior(labels: np.ndarray, radius_m: float, pixel_size: tuple[float, float]) -> np.ndarray:
+    """Pixels at least about ``radius_m`` from any pixel of another label."""
+    same = np.ones(labels.shape, bool)
+    same[1:] &= labels[1:] == labels[:-1]
+    same[:-1] &= labels[:-1] == labels[1:]
+    same[:, 1:] &= labels[:, 1:] == labels[:, :-1]
+    same[:, :-1] &= labels[:, :-1] == labels[:, 1:]
     steps = int(round(radius_m / min(pixel_size))) - 1
     return ndimage.binary_erosion(same, EIGHT, steps) if steps > 0 else same

@@ -75,5 +75,5 @@ class WaterRecede(Event):
         water = t2 == WATER
         target = round(self.fraction * np.count_nonzero(water[window.core]))
         shore = ~water & (t2 != NODATA) & window.core_mask()
-        dried = ragged_grow(window, shore, water & window.free(), target, rng, self.halo_m, 30, 1.0)
+        dried = ragged_grow(window, shore, water & window.free(), target, rng, self.halo_m, 40, 0.7)
         window.commit(dried, BARELAND, code)
