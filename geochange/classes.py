@@ -8,6 +8,7 @@ back as inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,8 @@ NODATA = 255
 """In-memory no-data index."""
 NODATA_CODE = 0
 """On-disk no-data code."""
+_UNKNOWN = 254
+"""Marks input values a scheme does not list, inside lookup tables."""
 
 BARELAND, RANGELAND, DEVELOPED, ROAD, TREE, WATER, AGRICULTURE, BUILDING = range(NUM_CLASSES)
 
@@ -88,21 +91,45 @@ class ClassScheme:
 
     def map(self, data: np.ndarray) -> np.ndarray:
         """Input values (``(H, W)`` or ``(3, H, W)``) to class indices; raises on unknown values."""
-        keys, lut = self._lookup()
-        packed = _pack(data) if self.colours is not None else data.astype(np.int64)
-        position = np.searchsorted(keys, packed)
-        position = np.clip(position, 0, len(keys) - 1)
-        known = keys[position] == packed
-        if not known.all():
-            raise unknown_values_error(self, self.unknown_values(data))
-        return lut[position].astype(np.uint8)
+        classes, unknown = self.classify(data)
+        if unknown:
+            raise unknown_values_error(self, unknown)
+        return classes
 
-    def unknown_values(self, data: np.ndarray) -> dict[str, int]:
-        """Unknown values in ``data`` with their pixel counts (empty when all are known)."""
-        keys, _ = self._lookup()
-        packed = _pack(data) if self.colours is not None else data.astype(np.int64)
-        values, counts = np.unique(packed[~np.isin(packed, keys)], return_counts=True)
-        return {self._describe(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    def classify(
+        self, data: np.ndarray, valid: np.ndarray | None = None
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """Class indices (``NODATA`` outside ``valid``), and the unknown values with their pixel
+        counts (empty if none)."""
+        if self.colours is None and data.dtype in (np.uint8, np.uint16):
+            classes = self._direct_table(data.dtype)[data]
+        else:
+            keys, lut = self._lookup()
+            packed = self._packed(data)
+            position = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
+            classes = np.where(keys[position] == packed, lut[position], _UNKNOWN).astype(np.uint8)
+        if valid is not None:
+            classes[~valid] = NODATA
+        unknown = classes == _UNKNOWN
+        if not unknown.any():
+            return classes, {}
+        values, counts = np.unique(self._packed(data)[unknown], return_counts=True)
+        listing = {self._describe(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+        return classes, listing
+
+    @cached_property
+    def _tables(self) -> dict[np.dtype, np.ndarray]:
+        return {}
+
+    def _direct_table(self, dtype: np.dtype) -> np.ndarray:
+        """A lookup table indexed by every value of a small integer type (fast path)."""
+        if dtype not in self._tables:
+            table = np.full(np.iinfo(dtype).max + 1, _UNKNOWN, np.uint8)
+            for code, index in (self.codes or {}).items():
+                if 0 <= code < len(table):
+                    table[code] = index
+            self._tables[dtype] = table
+        return self._tables[dtype]
 
     def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
         if self.colours is not None:
@@ -112,6 +139,9 @@ class ClassScheme:
         keys = np.array(sorted(table), dtype=np.int64)
         lut = np.array([table[k] for k in keys], dtype=np.uint8)
         return keys, lut
+
+    def _packed(self, data: np.ndarray) -> np.ndarray:
+        return _pack(data) if self.colours is not None else data.astype(np.int64)
 
     def _describe(self, packed: int) -> str:
         if self.colours is None:

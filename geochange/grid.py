@@ -21,7 +21,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
-from geochange.classes import NODATA, ClassScheme
+from geochange.classes import ClassScheme
 from geochange.errors import InputError
 
 _GEOD = Geod(ellps="WGS84")
@@ -135,18 +135,14 @@ class LandCover:
             return self._palette[:, reader.read(1, window=window)]
         return reader.read(list(range(1, self.scheme.bands + 1)), window=window)
 
-    def read(self, window: Window) -> np.ndarray:
-        """Class indices in ``window``, ``NODATA`` where the input has none or is masked."""
-        return self.to_classes(self.read_raw(window), window)
-
-    def to_classes(self, raw: np.ndarray, window: Window) -> np.ndarray:
-        """Map raw values of ``window`` to class indices (raises on unknown values)."""
-        classes = self.scheme.map(raw[0] if self.scheme.bands == 1 else raw)
+    def read(self, window: Window) -> tuple[np.ndarray, dict[str, int]]:
+        """Class indices in ``window`` (``NODATA`` where the input has none or is masked), and
+        the values the class scheme does not know, with their pixel counts."""
+        raw = self.read_raw(window)
+        valid = None
         if self._masked:
-            reader = self._vrt or self.dataset
-            valid = reader.read_masks(1, window=window) > 0
-            classes[~valid] = NODATA
-        return classes
+            valid = (self._vrt or self.dataset).read_masks(1, window=window) > 0
+        return self.scheme.classify(raw[0] if self.scheme.bands == 1 else raw, valid)
 
     def close(self) -> None:
         if self._vrt is not None:

@@ -46,7 +46,7 @@ from geochange.scratch import ScratchRaster
 from geochange.vectors import rasterize, read_changes, read_polygons, split_layer
 from geochange.writing.folder import OutputFolder
 from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF
-from geochange.writing.polygons import ChangePolygons, write_gpkg
+from geochange.writing.polygons import ChangePolygonWriter
 from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
 
 CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
@@ -204,8 +204,8 @@ def simulate(
             "inputs": {k: _file_info(p) for k, p in inputs.paths.items()},
             "changes": {
                 "pixels_by_event": changed,
-                "polygons": len(polygons),
-                "area_m2_by_event": polygons.groupby("event")["area_m2"].sum().round(2).to_dict(),
+                "polygons": polygons.count,
+                "area_m2_by_event": polygons.area_by_event,
             },
             "versions": _versions(),
             "timings": {k: round(v, 3) for k, v in timings.items()},
@@ -229,14 +229,12 @@ def _scan(
     user_codes = _user_change_codes(inputs)
     reporter.stage("scan", len(plan))
     for block in plan.blocks():
-        raw = land_cover.read_raw(block.core)
-        block_unknown = land_cover.scheme.unknown_values(raw)
+        t1, block_unknown = land_cover.read(block.core)
         for value, count in block_unknown.items():
             unknown[value] = unknown.get(value, 0) + count
         if unknown:
             reporter.advance()
             continue
-        t1 = land_cover.to_classes(raw, block.core)
         if inputs.buildings is not None:
             burned = rasterize(inputs.buildings, grid, block.core) > 0
             t1[burned & (t1 != NODATA)] = BUILDING
@@ -365,7 +363,7 @@ def _write(
     folder: Path,
     creation_options: dict[str, str] | None,
     reporter: Reporter,
-) -> tuple[dict[str, Path], gpd.GeoDataFrame]:
+) -> tuple[dict[str, Path], ChangePolygonWriter]:
     """Pass 3: stream the rasters and polygons, then finish them as COGs and a GeoPackage."""
     grid = inputs.grid
     colormap = gdal_colormap()
@@ -380,7 +378,7 @@ def _write(
             folder / "change.tif", grid, CHANGE_NODATA, "change (0 unchanged, 1 changed)"
         ),
     }
-    polygons = ChangePolygons(grid, inputs.event_names())
+    polygons = ChangePolygonWriter(folder / "changes.gpkg", grid, inputs.event_names())
     try:
         reporter.stage("write", len(plan))
         for block in plan.blocks():
@@ -403,10 +401,9 @@ def _write(
     finally:
         for raster in rasters.values():
             raster.discard()
-    frame = polygons.frame()
-    files["changes"] = write_gpkg(frame, folder / "changes.gpkg")
+    files["changes"] = polygons.close()
     reporter.advance()
-    return files, frame
+    return files, polygons
 
 
 def _file_info(path: Path) -> dict:

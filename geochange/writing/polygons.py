@@ -1,10 +1,9 @@
 """Change polygons: the changed pixels polygonized by (event, from class, to class).
 
-Each block is polygonized on its own (memory stays bounded); pieces that touch an inner block
-border are joined with their neighbours across it at the end, so no polygon is cut at a block
-border. Polygons are built in whole-pixel coordinates of the grid, where joins are exact, and
-moved onto the map only at the end, so neighbouring polygons share their edges exactly.
-"""
+Each block is polygonized on its own; pieces that touch an inner block border are joined with
+their neighbours across it at the end, so no polygon is cut at a block border. Polygons are built
+in whole-pixel coordinates of the grid, where joins are exact, and moved onto the map only when
+written, so neighbouring polygons share their edges exactly."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import shapely
 from affine import Affine
 from rasterio import features
@@ -28,14 +28,24 @@ def _key(event: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
     return (event.astype(np.int32) * NUM_CLASSES + t1) * NUM_CLASSES + t2
 
 
-class ChangePolygons:
-    """Collects change polygons block by block."""
+class ChangePolygonWriter:
+    """Writes change polygons to a GeoPackage layer block by block.
 
-    def __init__(self, grid: Grid, event_names: list[str]) -> None:
+    Only the pieces that touch an inner block border wait in memory for their neighbours; the
+    rest is appended to the file as soon as its block is done, so memory does not grow with the
+    raster's area.
+    """
+
+    def __init__(self, path: Path, grid: Grid, event_names: list[str]) -> None:
+        self.path = path
         self.grid = grid
         self.event_names = event_names
-        self._final: list[tuple[int, shapely.Polygon]] = []
+        self.count = 0
+        self.area_by_event: dict[str, float] = {}
         self._on_border: list[tuple[int, shapely.Polygon]] = []
+        a, b, c, d, e, f = grid.transform[:6]
+        self._to_map = [a, b, d, e, c, f]
+        self._equal_area = grid.equal_area_crs()
 
     def add(self, core: Window, t1: np.ndarray, t2: np.ndarray, event: np.ndarray) -> None:
         """Polygonize the changes of one block (arrays cover ``core``)."""
@@ -45,35 +55,51 @@ class ChangePolygons:
         key = _key(event, t1, t2)
         transform = Affine.translation(core.col_off, core.row_off)
         inner = self._inner_border(core)
+        finished = []
         for geojson, value in features.shapes(key, mask=changed, transform=transform):
             polygon = shapely.geometry.shape(geojson)
-            target = self._on_border if polygon.intersects(inner) else self._final
+            target = self._on_border if polygon.intersects(inner) else finished
             target.append((int(value), polygon))
+        self._write(finished)
 
-    def frame(self) -> gpd.GeoDataFrame:
-        """All polygons with their attributes; areas in m² from an equal-area projection."""
-        pieces = list(self._final)
+    def close(self) -> Path:
+        """Join the pieces cut by block borders, write them, and return the file's path."""
         by_key: dict[int, list[shapely.Polygon]] = {}
         for key, polygon in self._on_border:
             by_key.setdefault(key, []).append(polygon)
+        joined = []
         for key, polygons in sorted(by_key.items()):
-            merged = shapely.union_all(polygons, grid_size=None)
-            pieces.extend((key, p) for p in shapely.get_parts(merged))
+            joined.extend((key, p) for p in shapely.get_parts(shapely.union_all(polygons)))
+        self._on_border = []
+        self._write(joined, always=True)
+        return self.path
+
+    def _write(self, pieces: list[tuple[int, shapely.Polygon]], always: bool = False) -> None:
+        if not pieces and not (always and self.count == 0):
+            return
         pieces.sort(key=lambda kp: (kp[0], kp[1].bounds[1], kp[1].bounds[0]))
         keys = np.array([k for k, _ in pieces], dtype=np.int64)
-        a, b, c, d, e, f = self.grid.transform[:6]
-        to_map = [a, b, d, e, c, f]
         frame = gpd.GeoDataFrame(
             {
                 "event": [self.event_names[k // NUM_CLASSES**2 - 1] for k in keys],
                 "from_class": [CLASS_NAMES[k // NUM_CLASSES % NUM_CLASSES] for k in keys],
                 "to_class": [CLASS_NAMES[k % NUM_CLASSES] for k in keys],
             },
-            geometry=[affine_transform(p, to_map) for _, p in pieces],
+            geometry=[affine_transform(p, self._to_map) for _, p in pieces],
             crs=self.grid.crs,
         )
-        frame["area_m2"] = frame.geometry.to_crs(self.grid.equal_area_crs()).area.round(2)
-        return frame[[*COLUMNS, "geometry"]]
+        frame["area_m2"] = frame.geometry.to_crs(self._equal_area).area.round(2)
+        pyogrio.write_dataframe(
+            frame[[*COLUMNS, "geometry"]],
+            self.path,
+            layer="changes",
+            driver="GPKG",
+            geometry_type="Polygon",
+            append=self.path.exists(),
+        )
+        self.count += len(frame)
+        for name, area in frame.groupby("event")["area_m2"].sum().items():
+            self.area_by_event[name] = round(self.area_by_event.get(name, 0.0) + area, 2)
 
     def _inner_border(self, core: Window) -> shapely.Geometry:
         """The sides of ``core`` that another block lies beyond, in pixel coordinates."""
@@ -89,8 +115,3 @@ class ChangePolygons:
         if c1 < self.grid.width:
             sides.append([(c1, r0), (c1, r1)])
         return shapely.MultiLineString(sides)
-
-
-def write_gpkg(frame: gpd.GeoDataFrame, path: Path) -> Path:
-    frame.to_file(path, layer="changes", driver="GPKG")
-    return path
