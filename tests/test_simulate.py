@@ -258,3 +258,17 @@ def test_user_changes_and_where(town_tif, tmp_path):
     regrowth = polygons[polygons.event == "regrowth"]
     zone_poly = zone.geometry.iloc[0]
     assert regrowth.within(zone_poly.buffer(0.01)).all()
+
+
+def test_masked_values_are_no_data_and_an_empty_change_is_written(tmp_path):
+    codes = np.full((64, 80), 2, np.uint8)
+    codes[:10] = 99  # the file's nodata value, unknown to the scheme but masked
+    region = write_raster(tmp_path / "r.tif", codes, nodata=99)
+    result = run(region, tmp_path / "out", "building_remove")
+    t1, _ = read(result.output / "t1_landcover.tif")
+    change, _ = read(result.output / "change.tif")
+    assert (t1[:10] == 0).all() and (t1[10:] == 2).all()
+    assert (change[:10] == 255).all() and (change[10:] == 0).all()
+    polygons = gpd.read_file(result.output / "changes.gpkg", layer="changes")
+    assert len(polygons) == 0 and "area_m2" in polygons.columns
+    assert result.summary["changes"]["polygons"] == 0
