@@ -109,3 +109,38 @@ def test_no_crs_message_from_cli(tmp_path):
     region = write_raster(tmp_path / "r.tif", np.full((30, 30), 2, np.uint8), crs=None)
     done = geochange("simulate", str(region), "--events", "regrowth", "-o", str(tmp_path / "o"))
     assert done.returncode == 2 and "--crs" in done.stderr
+
+
+def test_sigterm_removes_the_partial_output(tmp_path):
+    import signal
+    import time
+
+    made = CliRunner().invoke(cli, ["example", "-o", str(tmp_path / "ex"), "--size", "2048"])
+    assert made.exit_code == 0
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "geochange.cli",
+            "simulate",
+            str(tmp_path / "ex/region.tif"),
+            "--events",
+            "deforestation,regrowth,flood",
+            "--block-size",
+            "512",
+            "--json",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stdout:
+        if json.loads(line).get("stage") == "events":
+            break
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 1
+    time.sleep(0.1)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.partial-*"))

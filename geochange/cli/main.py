@@ -5,6 +5,7 @@ Exit status: 0 success, 2 bad usage or input, 1 internal failure.
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 
@@ -23,6 +24,7 @@ class GeochangeGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         json_lines = "--json" in sys.argv
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except InputError as err:
@@ -36,6 +38,11 @@ class GeochangeGroup(click.Group):
                 traceback.print_exc()
             _fail(json_lines, f"internal error: {type(err).__name__}: {err}", 1)
         return None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (e.g. a cancel in QGIS) unwinds like Ctrl-C, so partial outputs are removed."""
+    raise KeyboardInterrupt
 
 
 def _fail(json_lines: bool, message: str, code: int) -> None:
