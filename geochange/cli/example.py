@@ -25,10 +25,10 @@ def example(output: str, overwrite: bool, seed: int, size: int) -> None:
     """Write OUTPUT/region.tif: the land cover of a made-up town edge (roads, building blocks,
     trees, fields, water), 0.5 m pixels in UTM, OpenEarthMap codes.
 
+    \b
     Example:
-
-        geochange example -o example && geochange simulate example/region.tif \\
-            --events building_add -o out
+        geochange example -o example
+        geochange simulate example/region.tif --events building_add -o out
     """
     path = write_example(Path(output), size=size, seed=seed, overwrite=overwrite)
     click.echo(str(path))

@@ -112,9 +112,10 @@ def simulate(
     255 no data), changes.gpkg (layer 'changes': event, from_class, to_class, area_m2) and
     run.json.
 
+    \b
     Example:
-
-        geochange simulate region.tif --events building_add:count=30,deforestation -o out
+        geochange simulate region.tif \\
+            --events building_add:count=30,deforestation:fraction=0.2 -o out
     """
     reporter = make_reporter(json_lines, verbose, quiet)
     inputs = open_inputs(
