@@ -321,3 +321,151 @@ def test_parse_events() -> None:
 def test_bad_event_specs_raise_input_error(spec: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_events(spec)
+
+
+# The fast helpers the events rely on must give what the generic scipy calls give.
+
+
+def random_masks(count: int, seed: int = 3) -> list[np.ndarray]:
+    """Small random masks of varied size and density, some of them smoothed into blobs."""
+    rng = np.random.default_rng(seed)
+    masks = []
+    for i in range(count):
+        shape = tuple(rng.integers(1, 70, 2))
+        mask = rng.random(shape) < rng.uniform(0.05, 0.6)
+        masks.append(ndimage.binary_opening(mask) | mask if i % 3 == 0 else mask)
+    return masks
+
+
+def test_dilate_and_erode_match_scipy() -> None:
+    from geochange.events.masks import dilate, erode
+
+    for mask in random_masks(60):
+        for steps in (1, 2, 3, 6, 11):
+            square = ndimage.iterate_structure(EIGHT, steps)
+            assert np.array_equal(dilate(mask, steps), ndimage.binary_dilation(mask, square))
+            assert np.array_equal(erode(mask, steps), ndimage.binary_erosion(mask, EIGHT, steps))
+        assert np.array_equal(dilate(mask, 1, corners=False), ndimage.binary_dilation(mask))
+
+
+@pytest.mark.parametrize("tile", [2, 5, 16])
+def test_pieces_match_scipy_labels(tile: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tile by tile or in one go, within some tiles or all: the same pieces as ndimage.label."""
+    from geochange.events import masks
+
+    monkeypatch.setattr(masks, "TILE", tile)
+    rng = np.random.default_rng(tile)
+    for i, mask in enumerate(random_masks(80, seed=tile)):
+        corners = i % 2 == 0
+        tiles = masks.pool(mask, tile)
+        active = tiles & (rng.random(tiles.shape) < 0.7) if i % 3 else None
+        found = masks.pieces(mask, active, corners)
+        looked = mask & masks.expand(tiles if active is None else active, tile, mask.shape)
+        structure = EIGHT if corners else ndimage.generate_binary_structure(2, 1)
+        labels, n = ndimage.label(looked, structure)
+        assert found.count == n
+        flat = np.flatnonzero(looked)
+        ids = found.of(flat)
+        reaches_out = ndimage.binary_dilation(mask & ~looked, structure) & looked
+        cut = set(np.unique(labels[reaches_out]).tolist()) - {0}
+        for label in range(1, n + 1):
+            (piece,) = set(ids[labels.ravel()[flat] == label].tolist())
+            assert found.cut[piece] == (label in cut)
+            assert found.sizes[piece] == np.count_nonzero(labels == label)
+            chosen = np.zeros(found.count, bool)
+            chosen[piece] = True
+            assert np.array_equal(np.sort(found.pixels(chosen)), np.flatnonzero(labels == label))
+
+
+def test_label_classes_numbers_as_labelling_each_class() -> None:
+    from geochange.events.masks import Runs, label_classes
+
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        classes = ndimage.median_filter(rng.integers(0, 5, tuple(rng.integers(1, 60, 2))), 2)
+        wanted = tuple(rng.permutation(5)[: rng.integers(1, 5)].tolist())
+        labels, runs, owner = label_classes(classes.astype(np.uint8), wanted)
+        expected, offset = np.zeros(classes.shape, np.int64), 0
+        for k in wanted:
+            lab, n = ndimage.label(classes == k, EIGHT)
+            expected[lab > 0] = lab[lab > 0] + offset
+            offset += n
+        assert np.array_equal(labels, expected)
+        assert np.array_equal(owner[labels[labels > 0]], classes[labels > 0])
+        again = Runs.of(labels)
+        assert np.array_equal(again.label, runs.label) and np.array_equal(again.length, runs.length)
+
+
+def test_lattice_interpolation_and_its_lower_bound() -> None:
+    from geochange.events.masks import Lattice
+
+    rng = np.random.default_rng(6)
+    for size in (1, 2, 3, 4, 5):
+        lattice = Lattice(tuple(rng.integers(2, 60, 2)), size)
+        field = rng.standard_normal(lattice.cells).astype(np.float32)
+        every = np.arange(lattice.shape[0] * lattice.shape[1])
+        (few,) = lattice.at([field], every[::7])
+        (all_,) = lattice.at([field], every)
+        assert np.allclose(few, all_[::7], atol=1e-5)
+        # at a node (a cell's centre pixel, for odd sizes) the value is the node's own
+        if size % 2:
+            rows = np.arange(lattice.cells[0]) * size + size // 2
+            cols = np.arange(lattice.cells[1]) * size + size // 2
+            rows, cols = rows[rows < lattice.shape[0]], cols[cols < lattice.shape[1]]
+            (nodes,) = lattice.at([field], (rows[:, None] * lattice.shape[1] + cols).ravel())
+            assert np.allclose(nodes, field[: rows.size, : cols.size].ravel())
+        lowest = lattice.quad_pixels(lattice.lowest(field)).ravel()
+        assert (lowest <= all_ + 1e-6).all()
+
+
+def test_proximity_measures_exact_distances_near_sites() -> None:
+    from geochange.events.shapes import Proximity
+
+    rng = np.random.default_rng(7)
+    for pixel in ((0.5, 0.5), (0.8, 1.25)):
+        features = ndimage.binary_dilation(rng.random((120, 150)) < 0.002, iterations=2)
+        exact = ndimage.distance_transform_edt(~features, sampling=(pixel[1], pixel[0]))
+        roads = Proximity(features, pixel)
+        for row, col in rng.integers(3, 117, (30, 2)):
+            rows, cols = np.array([row, row - 2, row + 2]), np.array([col, col, col])
+            assert np.allclose(roads.at(rows, cols), exact[rows, cols])
+            box = (slice(row - 3, row + 4), slice(col - 3, col + 4))
+            plan = rng.random((7, 7)) < 0.5
+            assert roads.closer_than(box, plan, 3.0) == bool((exact[box][plan] < 3.0).any())
+        band = roads.band(2.0, 6.0)
+        cell = roads.size * np.hypot(*pixel)
+        assert band.any() and (np.abs(np.clip(exact[band], 2.0, 6.0) - exact[band]) <= cell).all()
+    assert not Proximity(np.zeros((9, 9), bool), (1.0, 1.0)).band(0, 5).any()
+
+
+def test_ragged_grow_prices_every_pixel_it_may_take() -> None:
+    """Pricing only the quads whose lower bound is under a limit misses no cheaper pixel."""
+    from geochange.events import fronts
+
+    land = scene()
+    checked = []
+
+    def check(front: fronts._Front) -> None:
+        for part in front.parts:
+            flat, cost = part.flat, part.cost
+            part.flat, part.cost, part.priced = np.zeros(0, np.int64), np.zeros(0), -np.inf
+            part.price(np.inf)
+            assert np.count_nonzero(part.cost <= front.limit) == np.count_nonzero(
+                cost <= front.limit
+            )
+            part.flat, part.cost, part.priced = flat, cost, front.limit
+        checked.append(front.limit)
+
+    original = fronts._Front._price
+
+    def price(self: fronts._Front) -> None:
+        original(self)
+        check(self)
+
+    fronts._Front._price = price
+    try:
+        for spec in ("deforestation:fraction=0.2", "regrowth:fraction=0.2", "flood:fraction=0.3"):
+            run(spec, land)
+    finally:
+        fronts._Front._price = original
+    assert any(np.isfinite(limit) for limit in checked), "some pricing must stop short"

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import ndimage
 
 from geochange.classes import NODATA, NUM_CLASSES
 from geochange.errors import InputError
+from geochange.events.masks import bounding_box, pieces
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,22 @@ class EventWindow:
         """
         target = np.broadcast_to(np.asarray(to_class, dtype=np.uint8), self.shape)
         edit = mask & self.free() & (self.t1 != target)
-        if self.min_pixels > 1 and edit.any():
-            labels, count = ndimage.label(edit)
-            sizes = np.bincount(labels.ravel(), minlength=count + 1)
-            edit = (sizes >= self.min_pixels)[labels] & edit
-        self.t2[edit] = target[edit]
-        self.event[edit] = code
-        return int(edit.sum())
+        box = bounding_box(edit)
+        if box is None:
+            return 0
+        edit = edit[box]
+        if self.min_pixels > 1:
+            # labelled in the edit's box only, tile by tile where the edit is sparse
+            found = pieces(edit, corners=False)
+            flat = found.pixels(found.sizes >= self.min_pixels)
+        else:
+            flat = np.flatnonzero(edit)
+        rows, cols = np.divmod(flat, edit.shape[1])
+        rows += box[0].start
+        cols += box[1].start
+        self.t2[rows, cols] = target[rows, cols]
+        self.event[rows, cols] = code
+        return int(flat.size)
 
 
 class Event(ABC):

@@ -19,14 +19,13 @@ from geochange.classes import (
     ROAD,
 )
 from geochange.events.base import Event, EventWindow, Param, RegionStats, pairs
+from geochange.events.masks import EIGHT, dilate, is_in
 from geochange.events.shapes import (
-    EIGHT,
+    Proximity,
     box_around,
     class_choice,
-    distance_m,
     find_instances,
     offsets_m,
-    outward_normal,
     random_pixels,
     rectangle,
     stroke,
@@ -90,9 +89,8 @@ class Lots:
     buildable: np.ndarray
     blocked: np.ndarray
     """Buildings to keep a gap from; new buildings are added as they are placed."""
-    road_distance: np.ndarray
-    """Metres to the nearest road (inf without roads): orientation and set-back."""
-    pixel_size: tuple[float, float]
+    roads: Proximity
+    """Distance to the nearest road: orientation and set-back."""
 
 
 def place_buildings(
@@ -146,13 +144,14 @@ def _site(
     ``setback`` and an L's wing points away from the road; it must lie wholly on buildable land,
     ``gap`` metres from any building and within ``reach_m`` of its anchor.
     """
-    shape, pixel_size = lots.buildable.shape, lots.pixel_size
-    normal = outward_normal(lots.road_distance, row, col, pixel_size)
+    shape, pixel_size = lots.buildable.shape, lots.roads.pixel_size
+    normal = lots.roads.normal(row, col)
     if normal is None:
         angle, shift_y, shift_x, side = rng.uniform(0, np.pi), 0.0, 0.0, 1
     else:
         angle = np.arctan2(normal[0], normal[1]) + np.pi / 2
-        shift = max(0.0, setback + width / 2 - lots.road_distance[row, col])
+        road = lots.roads.at(np.array([row]), np.array([col]))[0]
+        shift = max(0.0, setback + width / 2 - road)
         shift_y, shift_x = shift * normal[0], shift * normal[1]
         side = 1 if np.cos(angle) * normal[0] - np.sin(angle) * normal[1] > 0 else -1
     sided = None if wing is None else (*wing, side)
@@ -168,7 +167,7 @@ def _site(
         return None
     if lots.blocked[box][footprint(dy, dx, angle, length, width, sided, gap)].any():
         return None
-    if (lots.road_distance[box][plan] < setback).any():
+    if lots.roads.closer_than(box, plan, setback):
         return None
     if np.hypot(dy + shift_y, dx + shift_x)[plan].max() > reach_m:
         return None
@@ -228,12 +227,12 @@ class BuildingAdd(Event):
         if count <= 0:
             return
         t2, pixel_size = window.t2, window.pixel_size_m
-        buildable = np.isin(t2, BUILDABLE) & window.free()
+        buildable = is_in(t2, BUILDABLE) & window.free()
         start = buildable & window.core_mask()
         if not start.any():
             return
-        road_distance = distance_m(t2 == ROAD, pixel_size)
-        near = start & (road_distance >= self.setback) & (road_distance <= NEAR_ROAD_M)
+        roads = Proximity(t2 == ROAD, pixel_size)
+        near = start & roads.band(self.setback, NEAR_ROAD_M)
         if not near.any():
             near = start
         tries = count * ATTEMPTS
@@ -242,7 +241,7 @@ class BuildingAdd(Event):
         if plots.any():
             infill = rng.random(tries) < INFILL_SHARE
             anchors[infill] = random_pixels(plots, tries, rng)[infill]
-        lots = Lots(buildable, t2 == BUILDING, road_distance, pixel_size)
+        lots = Lots(buildable, t2 == BUILDING, roads)
         new = place_buildings(
             lots,
             anchors,
@@ -318,12 +317,12 @@ class UrbanExpansion(Event):
             return
         t2 = window.t2
         free = window.free()
-        land = np.isin(t2, EXPANDABLE) & free
-        developed = np.isin(t2, (DEVELOPED, BUILDING))
-        edge = land & window.core_mask() & ndimage.binary_dilation(developed, EIGHT, 2)
+        land = is_in(t2, EXPANDABLE) & free
+        developed = is_in(t2, (DEVELOPED, BUILDING))
+        edge = land & window.core_mask() & dilate(developed, 2)
         town = _Town(
             land=land,
-            linkable=np.isin(t2, (DEVELOPED, *EXPANDABLE)) & free,
+            linkable=is_in(t2, (DEVELOPED, *EXPANDABLE)) & free,
             developed=developed,
             claimed=np.zeros(window.shape, bool),
             target=np.zeros(window.shape, np.uint8),
@@ -361,7 +360,7 @@ class UrbanExpansion(Event):
         open_land = town.land[box] & ~claimed[box]
         dy, dx = offsets_m(box, row, col, pixel_size)
         inside = np.hypot(dy, dx) <= self.halo_m
-        normal = outward_normal(distance_m(town.developed[box], pixel_size), r, c, pixel_size)
+        normal = Proximity(town.developed[box], pixel_size).normal(r, c)
         if normal is None:
             turn = rng.uniform(0, 2 * np.pi)
             normal = (np.sin(turn), np.cos(turn))
@@ -382,11 +381,11 @@ class UrbanExpansion(Event):
         if new_road is None:
             return None
         lots_land = parcel & ~new_road
-        road_distance = distance_m(road | new_road, pixel_size)
+        roads = Proximity(road | new_road, pixel_size)
         blocked = (window.t2[box] == BUILDING) | (claimed[box] & (target[box] == BUILDING))
         want = max(2, round(parcel.sum() * window.pixel_area_m2 / 900))
-        anchors = random_pixels(lots_land & (road_distance <= 30), want * ATTEMPTS, rng)
-        lots = Lots(lots_land, blocked, road_distance, pixel_size)
+        anchors = random_pixels(lots_land & roads.band(0, 30), want * ATTEMPTS, rng)
+        lots = Lots(lots_land, blocked, roads)
         buildings = place_buildings(
             lots, anchors, want, window.stats, rng, 3.0, 2.0, 0.2, self.halo_m
         )

@@ -7,11 +7,11 @@ from scipy import ndimage
 
 from geochange.classes import AGRICULTURE, BARELAND, DEVELOPED, RANGELAND, ROAD, TREE
 from geochange.events.base import Event, EventWindow, Param, pairs
+from geochange.events.masks import EIGHT, erode, is_in
 from geochange.events.shapes import (
-    EIGHT,
     Box,
+    Proximity,
     box_around,
-    distance_m,
     offsets_m,
     random_pixels,
     stroke,
@@ -51,8 +51,8 @@ class RoadAdd(Event):
         road = window.t2 == ROAD
         if count <= 0 or not road.any():
             return
-        open_land = np.isin(window.t2, ROADABLE) & window.free()
-        edge = road & ~ndimage.binary_erosion(road, EIGHT) & window.core_mask()
+        open_land = is_in(window.t2, ROADABLE) & window.free()
+        edge = road & ~erode(road) & window.core_mask()
         new = np.zeros(window.shape, bool)
         made = 0
         for row, col in random_pixels(edge, count * 15, rng):
@@ -85,9 +85,9 @@ class RoadAdd(Event):
         dy, dx = offsets_m(box, *anchor, pixel_size)
         distance = np.hypot(dy, dx)
         far = (distance >= max(20.0, 3 * self.width)) & (distance <= reach)
-        clearance = distance_m(roads, pixel_size)
+        clearance = Proximity(roads, pixel_size)
         labels, _ = ndimage.label(roads, EIGHT)
-        ends = roads & ~ndimage.binary_erosion(roads, EIGHT) & far
+        ends = roads & ~erode(roads) & far
         own = labels == labels[int(here[0]), int(here[1])]
         pools = (ends & ~own, ends & own, (window.t2[box] == DEVELOPED) & far & ~roads)
         for pool in pools:
@@ -121,14 +121,15 @@ class RoadAdd(Event):
         self,
         points: np.ndarray,
         roads: np.ndarray,
-        clearance: np.ndarray,
+        clearance: Proximity,
         usable: np.ndarray,
         pixel_size: tuple[float, float],
     ) -> np.ndarray | None:
         """The new pixels of a road along ``points``, or None where it is blocked or not new.
 
-        Its middle part must keep ``clearance`` (metres to the old roads) of a road width, so it
-        crosses open land instead of running alongside an old road.
+        Its middle part must keep a road width of ``clearance`` from the old roads (measured to
+        a lattice cell: the share of points that do is what counts), so it crosses open land
+        instead of running alongside an old road.
         """
         steps = np.hypot(*np.diff(points, axis=0).T).sum()
         dense = np.linspace(0, len(points) - 1, int(2 * steps) + 2)
@@ -138,7 +139,7 @@ class RoadAdd(Event):
         if not usable[rows, cols][~on_road].all():
             return None
         middle = slice(len(dense) // 5, len(dense) - len(dense) // 5)
-        if np.mean(clearance[rows[middle], cols[middle]] >= self.width) < MIN_NEW_SHARE:
+        if np.mean(clearance.rough(rows[middle], cols[middle]) >= self.width) < MIN_NEW_SHARE:
             return None
         box, line = stroke(roads.shape, points, self.width, pixel_size)
         fresh = line & ~roads[box]

@@ -1,4 +1,4 @@
-"""Helpers the events share: ragged fronts, whole object instances, rectangles and strokes.
+"""Helpers the events share: whole object instances, distances, rectangles and strokes.
 
 Arrays are indexed (row, column). Geometry is done in metres (x east = column * pixel width,
 y south = row * pixel height) so shapes stay true on grids with non-square pixels.
@@ -14,13 +14,17 @@ from scipy import ndimage
 from geochange.classes import CLASS_NAMES, NODATA
 from geochange.errors import InputError
 from geochange.events.base import EventWindow
-
-EIGHT = np.ones((3, 3), bool)
-"""8-connectivity: pixels touching at a corner belong to the same object."""
-
-Box = tuple[slice, slice]
-HOLE_M2 = 30.0
-"""Holes smaller than this left inside a grown area are filled: they read as noise, not land."""
+from geochange.events.masks import (
+    LATTICE_M,
+    Box,
+    Lattice,
+    Runs,
+    dilate,
+    erode,
+    expand,
+    label_classes,
+    pool,
+)
 
 
 def class_choice(event: str, key: str, value: str, options: tuple[int, ...]) -> int:
@@ -108,129 +112,90 @@ def stroke(
     return box, distance <= half
 
 
-def outward_normal(
-    distance: np.ndarray, row: int, col: int, pixel_size: tuple[float, float]
-) -> tuple[float, float] | None:
-    """Unit vector (dy, dx) pointing away from the features a distance map measures.
+class Proximity:
+    """Metres to the nearest ``features`` pixel, measured only where asked.
 
-    ``None`` where the map is flat (no features, or a ridge between two features).
+    A distance transform of a whole window costs about 0.3 s, and events need distances at a
+    few sites only: exactly there, from the feature pixels around; roughly (to a lattice cell)
+    to pick the area where sites are drawn.
     """
-    step = 2
-    r0, r1 = max(row - step, 0), min(row + step, distance.shape[0] - 1)
-    c0, c1 = max(col - step, 0), min(col + step, distance.shape[1] - 1)
-    if r1 == r0 or c1 == c0:
-        return None
-    if not np.isfinite(distance[[r0, r1, row, row], [col, col, c0, c1]]).all():
-        return None
-    gy = (distance[r1, col] - distance[r0, col]) / ((r1 - r0) * pixel_size[1])
-    gx = (distance[row, c1] - distance[row, c0]) / ((c1 - c0) * pixel_size[0])
-    norm = np.hypot(gy, gx)
-    if norm < 0.5:
-        return None
-    return float(gy / norm), float(gx / norm)
 
+    def __init__(self, features: np.ndarray, pixel_size: tuple[float, float]) -> None:
+        self.features, self.pixel_size = features, pixel_size
+        self.size = max(1, int(round(LATTICE_M / min(pixel_size))))
+        self.coarse: np.ndarray | None = None
+        if features.any():
+            cells = pool(features, self.size)
+            sampling = (self.size * pixel_size[1], self.size * pixel_size[0])
+            self.coarse = ndimage.distance_transform_edt(~cells, sampling=sampling)
 
-def distance_m(features: np.ndarray, pixel_size: tuple[float, float]) -> np.ndarray:
-    """Metres from every pixel to the nearest ``features`` pixel (inf when there is none)."""
-    if not features.any():
-        return np.full(features.shape, np.inf)
-    return ndimage.distance_transform_edt(~features, sampling=(pixel_size[1], pixel_size[0]))
+    def band(self, low: float, high: float) -> np.ndarray:
+        """Pixels about ``low`` to ``high`` metres from the features (to a cell)."""
+        if self.coarse is None:
+            return np.zeros(self.features.shape, bool)
+        cells = (self.coarse >= low) & (self.coarse <= high)
+        return expand(cells, self.size, self.features.shape)
 
+    def rough(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Metres from pixels (arrays; clipped to the array) to the features, to within about a
+        lattice cell."""
+        if self.coarse is None:
+            return np.full(np.shape(rows), np.inf)
+        lattice = Lattice(self.features.shape, self.size)
+        flat = np.ravel_multi_index((rows, cols), lattice.shape, mode="clip")
+        (values,) = lattice.at([self.coarse], flat)
+        return values
 
-def smooth_noise(shape: tuple[int, int], cell_px: float, rng: np.random.Generator) -> np.ndarray:
-    """Smooth random field of about unit spread whose blobs are about ``cell_px`` pixels across.
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Exact metres from pixels near each other (arrays) to the nearest feature (inf if
+        there is none), from the feature pixels in a box that must hold it."""
+        if self.coarse is None:
+            return np.full(np.shape(rows), np.inf)
+        cell = self.size * np.hypot(*self.pixel_size)
+        reach = self.coarse[rows // self.size, cols // self.size].max() + 1.5 * cell
+        reach += np.hypot(np.ptp(rows) * self.pixel_size[1], np.ptp(cols) * self.pixel_size[0])
+        box = box_around(self.features.shape, rows.mean(), cols.mean(), reach, self.pixel_size)
+        fr, fc = np.nonzero(self.features[box])
+        dy = ((fr + box[0].start)[None, :] - rows[:, None]) * self.pixel_size[1]
+        dx = ((fc + box[1].start)[None, :] - cols[:, None]) * self.pixel_size[0]
+        return np.sqrt((dy * dy + dx * dx).min(axis=1))
 
-    Drawn on a coarse grid (four samples per blob, blurred) and upsampled, so the cost does not
-    grow with the blob size.
-    """
-    step = max(cell_px / 4, 1.0)
-    coarse_shape = (int(shape[0] / step) + 3, int(shape[1] / step) + 3)
-    coarse = ndimage.gaussian_filter(rng.standard_normal(coarse_shape), 1.5, mode="wrap")
-    coarse /= coarse.std() or 1.0
-    if step == 1.0:
-        return coarse[: shape[0], : shape[1]]
-    fine = ndimage.zoom(coarse, step, order=1, prefilter=False)
-    return fine[: shape[0], : shape[1]]
+    def normal(self, row: int, col: int) -> tuple[float, float] | None:
+        """Unit vector (dy, dx) pointing away from the features at a pixel.
 
+        ``None`` where the distance is flat (no features, or a ridge between two features).
+        """
+        step = 2
+        r0, r1 = max(row - step, 0), min(row + step, self.features.shape[0] - 1)
+        c0, c1 = max(col - step, 0), min(col + step, self.features.shape[1] - 1)
+        if r1 == r0 or c1 == c0 or self.coarse is None:
+            return None
+        d = self.at(np.array([r0, r1, row, row]), np.array([col, col, c0, c1]))
+        gy = (d[1] - d[0]) / ((r1 - r0) * self.pixel_size[1])
+        gx = (d[3] - d[2]) / ((c1 - c0) * self.pixel_size[0])
+        norm = np.hypot(gy, gx)
+        if norm < 0.5:
+            return None
+        return float(gy / norm), float(gx / norm)
 
-def ragged_grow(
-    window: EventWindow,
-    source: np.ndarray,
-    into: np.ndarray,
-    target: int,
-    rng: np.random.Generator,
-    reach_m: float,
-    grain_m: float = 30.0,
-    roughness: float = 1.2,
-) -> np.ndarray:
-    """About ``target`` pixels of ``into`` taken by fronts advancing from ``source``.
-
-    A pixel's cost is its distance from ``source`` scaled by a smooth random field, so the fronts
-    advance in lobes and bays (wide as ``grain_m``) with ragged edges instead of an even ring;
-    the cheapest pixels within ``reach_m`` that stay connected to ``source`` are taken.
-    ``source`` pixels that are also ``into`` (seed points) are taken as well.
-    """
-    out = np.zeros(window.shape, bool)
-    if target <= 0 or not source.any():
-        return out
-    rows = np.flatnonzero(source.any(axis=1))
-    cols = np.flatnonzero(source.any(axis=0))
-    dr = int(np.ceil(reach_m / window.pixel_size_m[1])) + 1
-    dc = int(np.ceil(reach_m / window.pixel_size_m[0])) + 1
-    box = (
-        slice(max(rows[0] - dr, 0), min(rows[-1] + dr + 1, window.shape[0])),
-        slice(max(cols[0] - dc, 0), min(cols[-1] + dc + 1, window.shape[1])),
-    )
-    src, inn = source[box], into[box]
-    seeds = src & inn
-    distance = distance_m(src, window.pixel_size_m)
-    candidates = inn & ~src & (distance <= reach_m)
-    if not candidates.any():
-        out[box] = seeds
-        return out
-    grain_px = grain_m / min(window.pixel_size_m)
-    shape = candidates.shape
-    noise = roughness * smooth_noise(shape, grain_px, rng) + 0.4 * smooth_noise(
-        shape, max(grain_px / 8, 2.0), rng
-    )
-    cost = distance[candidates] * np.exp(noise[candidates])
-    touching = ndimage.binary_dilation(src, EIGHT)
-    steps = max(1, int(round(1.0 / min(window.pixel_size_m))))
-    hole_px = HOLE_M2 / window.pixel_area_m2
-    want = target - int(seeds.sum())
-    chosen = np.zeros(shape, bool)
-    for _ in range(3 if want > 0 else 0):
-        take = np.ones(cost.size, bool)
-        if want < cost.size:
-            take = cost <= np.partition(cost, want - 1)[want - 1]
-        chosen = np.zeros(shape, bool)
-        chosen[candidates] = take
-        chosen = _tidy(chosen, candidates, touching, steps, hole_px)
-        shortfall = target - int(seeds.sum()) - int(chosen.sum())
-        if shortfall <= 0.05 * target or want >= cost.size:
-            break
-        want += shortfall
-    out[box] = chosen | seeds
-    return out
-
-
-def _tidy(
-    chosen: np.ndarray, candidates: np.ndarray, touching: np.ndarray, steps: int, hole_px: float
-) -> np.ndarray:
-    """A grown area without slivers (opened by ``steps`` pixels), with its small holes filled,
-    keeping only the parts that touch the source (``touching``)."""
-    chosen = ndimage.binary_opening(chosen, EIGHT, steps)
-    gaps, count = ndimage.label(candidates & ~chosen, EIGHT)
-    fill = np.bincount(gaps.ravel(), minlength=count + 1) < hole_px
-    fill[0] = False
-    beside = np.zeros(count + 1, bool)
-    beside[gaps[ndimage.binary_dilation(chosen, EIGHT) & (gaps > 0)]] = True
-    chosen |= (fill & beside)[gaps]
-    labels, count = ndimage.label(chosen, EIGHT)
-    keep = np.zeros(count + 1, bool)
-    keep[labels[touching & chosen]] = True
-    keep[0] = False
-    return keep[labels]
+    def closer_than(self, box: Box, mask: np.ndarray, metres: float) -> bool:
+        """Whether a feature lies under ``metres`` from a pixel of ``mask`` (an array of
+        ``box``): a distance transform of the box widened by ``metres``."""
+        pad = (int(np.ceil(metres / self.pixel_size[1])), int(np.ceil(metres / self.pixel_size[0])))
+        wide = tuple(
+            slice(max(part.start - p, 0), min(part.stop + p, n))
+            for part, p, n in zip(box, pad, self.features.shape, strict=True)
+        )
+        features = self.features[wide]
+        if not features.any():
+            return False
+        sampling = (self.pixel_size[1], self.pixel_size[0])
+        distance = ndimage.distance_transform_edt(~features, sampling=sampling)
+        inner = tuple(
+            slice(part.start - w.start, part.stop - w.start)
+            for part, w in zip(box, wide, strict=True)
+        )
+        return bool((distance[inner][mask] < metres).any())
 
 
 @dataclass
@@ -245,6 +210,8 @@ class Instances:
     """Pixels per object id."""
     whole: np.ndarray
     """Objects an event may take: anchored in the core, fully free, inside the window and reach."""
+    runs: Runs
+    """The runs of ``labels``: the pixels of a few objects without a pass over the window."""
 
     def pick_count(self, count: int, rng: np.random.Generator) -> np.ndarray:
         """Up to ``count`` eligible object ids at random."""
@@ -267,34 +234,28 @@ class Instances:
         return np.array(picked, np.int64)
 
     def mask(self, ids: np.ndarray) -> np.ndarray:
-        lut = np.zeros(len(self.size), bool)
-        lut[ids] = True
-        return lut[self.labels]
+        return self.paint(ids, np.ones(len(ids), np.uint8)).view(bool)
 
     def paint(self, ids: np.ndarray, to_class: np.ndarray) -> np.ndarray:
-        """Class array that gives object ``ids[i]`` the class ``to_class[i]``."""
+        """Class array that gives object ``ids[i]`` the class ``to_class[i]`` (0 elsewhere)."""
         lut = np.zeros(len(self.size), np.uint8)
         lut[ids] = to_class
-        return lut[self.labels]
+        taken = np.zeros(len(self.size), bool)
+        taken[ids] = True
+        out = np.zeros(self.labels.shape, np.uint8)
+        take = taken[self.runs.label]
+        out.ravel()[self.runs.pixels(take)] = np.repeat(
+            lut[self.runs.label[take]], self.runs.length[take]
+        )
+        return out
 
     def touching(self, mask: np.ndarray) -> np.ndarray:
         """Per object id: whether it touches (8-connected) a pixel of ``mask``."""
-        near = ndimage.binary_dilation(mask, EIGHT) & (self.labels > 0)
+        near = dilate(mask) & (self.labels > 0)
         hit = np.zeros(len(self.size), bool)
         hit[self.labels[near]] = True
         hit[0] = False
         return hit
-
-
-def centroids(
-    labels: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int, pixel_size: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per label of the given pixels (index 0 unused): pixel count and centroid y, x in metres."""
-    size = np.bincount(labels, minlength=n + 1).astype(float)
-    safe = np.maximum(size, 1)
-    cy = np.bincount(labels, rows, n + 1) * pixel_size[1] / safe
-    cx = np.bincount(labels, cols, n + 1) * pixel_size[0] / safe
-    return size, cy, cx
 
 
 def find_instances(
@@ -320,19 +281,14 @@ def find_instances(
     cut, such as field margins) are left out of it.
     """
     t2, pixel_size = window.t2, window.pixel_size_m
-    labels = np.zeros(window.shape, np.int32)
-    owner = [NODATA]
-    for k in classes:
-        lab, n = ndimage.label(t2 == k, EIGHT)
-        np.add(labels, lab + len(owner) - 1, out=labels, where=lab > 0)
-        owner.extend([k] * n)
-    objects = _Objects(labels, np.array(owner, np.uint8), pixel_size)
+    labels, runs, owner = label_classes(t2, classes)
+    owner[0] = NODATA
+    objects = _Objects(labels, owner, pixel_size, runs)
     oversized = (objects.reach > reach_m) & np.isin(objects.owner, split)
     if oversized.any():
         objects = _parcels(objects, oversized, t2, rng, parcel_m, max(min_width_m, parcel_m[0] / 4))
-    flat, lab = objects.flat, objects.lab
-    n = len(objects.owner) - 1
-    free = np.bincount(lab[window.free().ravel()[flat]], minlength=n + 1)
+    labels, n = objects.labels, len(objects.owner) - 1
+    blocked = np.bincount(labels[~window.free() & (labels > 0)], minlength=n + 1)
     r0, r1, c0, c1 = core_bounds(window)
     crow = np.floor(objects.cy / pixel_size[1])
     ccol = np.floor(objects.cx / pixel_size[0])
@@ -341,37 +297,41 @@ def find_instances(
         & (crow < r1)
         & (ccol >= c0)
         & (ccol < c1)
-        & (free == objects.size)
+        & (blocked == 0)
         & (objects.reach <= reach_m)
         & (objects.size >= max(window.min_pixels, 1))
         & (objects.size * window.pixel_area_m2 >= min_area_m2)
     )
     if min_width_m > 0:
-        interior = _interior(objects.labels, min_width_m / 2, pixel_size).ravel()[flat]
-        whole &= np.bincount(lab[interior], minlength=n + 1) > 0
+        interior = _interior(labels, min_width_m / 2, pixel_size)
+        wide = Runs.of(np.where(interior, labels, 0)).label
+        whole &= np.bincount(wide, minlength=n + 1) > 0
     whole[0] = False
-    return Instances(objects.labels, objects.owner, objects.size.astype(np.int64), whole)
+    return Instances(labels, objects.owner, objects.size.astype(np.int64), whole, objects.runs)
 
 
 class _Objects:
     """A label image with each label's class (``owner``), size, centroid (m) and ``reach``
-    (farthest bounding-box corner from the centroid, m)."""
+    (farthest bounding-box corner from the centroid, m), from the image's runs."""
 
     def __init__(
-        self, labels: np.ndarray, owner: np.ndarray, pixel_size: tuple[float, float]
+        self,
+        labels: np.ndarray,
+        owner: np.ndarray,
+        pixel_size: tuple[float, float],
+        runs: Runs | None = None,
     ) -> None:
         n = len(owner) - 1
         self.labels, self.owner, self.pixel_size = labels, owner, pixel_size
-        self.flat = np.flatnonzero(labels)
-        self.lab = labels.ravel()[self.flat]
-        self.rows, self.cols = np.divmod(self.flat, labels.shape[1])
-        self.size, self.cy, self.cx = centroids(self.lab, self.rows, self.cols, n, pixel_size)
-        bounds = np.zeros((n + 1, 4))
-        for i, found in enumerate(ndimage.find_objects(labels, n), start=1):
-            if found is not None:
-                bounds[i] = found[0].start, found[0].stop, found[1].start, found[1].stop
-        top, bottom = bounds[:, 0] * pixel_size[1], bounds[:, 1] * pixel_size[1]
-        left, right = bounds[:, 2] * pixel_size[0], bounds[:, 3] * pixel_size[0]
+        self.runs = Runs.of(labels) if runs is None else runs
+        self.size = self.runs.total(n)
+        safe = np.maximum(self.size, 1)
+        col_sum, _ = self.runs.column_sums()
+        self.cy = self.runs.total(n, self.runs.row * self.runs.length) * pixel_size[1] / safe
+        self.cx = self.runs.total(n, col_sum) * pixel_size[0] / safe
+        first_row, last_row, first_col, last_col = self.runs.bounds(n)
+        top, bottom = first_row * pixel_size[1], (last_row + 1) * pixel_size[1]
+        left, right = first_col * pixel_size[0], (last_col + 1) * pixel_size[0]
         self.reach = np.hypot(
             np.maximum(self.cy - top, bottom - self.cy), np.maximum(self.cx - left, right - self.cx)
         )
@@ -386,33 +346,41 @@ def _parcels(
     min_width_m: float,
 ) -> _Objects:
     """Cut the ``oversized`` objects into parcels without parts under ``min_width_m`` wide."""
-    pixel_size, owner = objects.pixel_size, objects.owner
+    pixel_size, owner, runs = objects.pixel_size, objects.owner, objects.runs
     n = len(owner) - 1
-    sel = oversized[objects.lab]
-    parent = objects.lab[sel]
+    take = oversized[runs.label]
+    flat = runs.pixels(take)
+    parent = np.repeat(runs.label[take], runs.length[take])
+    rows, cols = np.divmod(flat, runs.width)
     sides = np.sort(rng.uniform(*parcel_m, (n + 1, 2)), axis=1)[:, ::-1]
     phase = rng.uniform(0, 1, (n + 1, 2))
     layout = np.zeros(NODATA + 1)
     for k in set(owner[oversized].tolist()):
         layout[k] = grid_angle(classes == k, pixel_size)
-    turn = layout[owner[parent]]
-    cos, sin = np.cos(turn), np.sin(turn)
-    y = objects.rows[sel] * pixel_size[1] - objects.cy[parent]
-    x = objects.cols[sel] * pixel_size[0] - objects.cx[parent]
-    iu = np.floor((x * cos + y * sin) / sides[parent, 0] + phase[parent, 0]).astype(np.int64)
-    iv = np.floor((y * cos - x * sin) / sides[parent, 1] + phase[parent, 1]).astype(np.int64)
-    key = (parent.astype(np.int64) << 32) | ((iu + 32768) << 16) | (iv + 32768)
-    unique, inverse = np.unique(key, return_inverse=True)
-    lab = objects.lab.copy()
-    lab[sel] = n + 1 + inverse.ravel()
+    cos, sin = np.cos(layout[owner]), np.sin(layout[owner])
+    y = rows * pixel_size[1] - objects.cy[parent]
+    x = cols * pixel_size[0] - objects.cx[parent]
+    along = (x * cos[parent] + y * sin[parent]) / sides[parent, 0] + phase[parent, 0]
+    across = (y * cos[parent] - x * sin[parent]) / sides[parent, 1] + phase[parent, 1]
+    # number each object's grid cells densely: its pixels lie within reach of its centroid
+    low_u = np.floor(phase[:, 0] - objects.reach / sides[:, 0]).astype(np.int64)
+    low_v = np.floor(phase[:, 1] - objects.reach / sides[:, 1]).astype(np.int64)
+    span_u = np.floor(phase[:, 0] + objects.reach / sides[:, 0]).astype(np.int64) - low_u + 1
+    span_v = np.floor(phase[:, 1] + objects.reach / sides[:, 1]).astype(np.int64) - low_v + 1
+    cells = np.where(oversized, span_u * span_v, 0)
+    base = np.cumsum(cells) - cells
+    iu = np.clip(np.floor(along).astype(np.int64) - low_u[parent], 0, span_u[parent] - 1)
+    iv = np.clip(np.floor(across).astype(np.int64) - low_v[parent], 0, span_v[parent] - 1)
+    key = base[parent] + iu * span_v[parent] + iv
+    used = np.bincount(key, minlength=int(cells.sum())) > 0
     labels = objects.labels.copy()
-    labels.ravel()[objects.flat] = lab
-    radius = int(round(min_width_m / 2 / min(pixel_size)))
+    labels.ravel()[flat] = n + np.cumsum(used)[key]
     interior = _interior(labels, min_width_m / 2, pixel_size)
-    opened = ndimage.maximum_filter(np.where(interior, labels, 0), 2 * radius + 1)
-    thin = sel & (opened.ravel()[objects.flat] != lab)
-    labels.ravel()[objects.flat[thin]] = 0
-    return _Objects(labels, np.concatenate([owner, owner[unique >> 32]]), pixel_size)
+    radius = int(round(min_width_m / 2 / min(pixel_size)))
+    thin = ~dilate(interior & (labels > 0), radius).ravel()[flat]
+    labels.ravel()[flat[thin]] = 0
+    parcel_owner = np.repeat(owner, cells)[used]
+    return _Objects(labels, np.concatenate([owner, parcel_owner]), pixel_size)
 
 
 def grid_angle(mask: np.ndarray, pixel_size: tuple[float, float]) -> float:
@@ -422,11 +390,14 @@ def grid_angle(mask: np.ndarray, pixel_size: tuple[float, float]) -> float:
     Measured on a grid of about 2 m, from edge gradients with the angle taken four times over.
     """
     step = max(1, int(round(2.0 / min(pixel_size))))
-    coarse = mask[::step, ::step].astype(float)
+    coarse = mask[::step, ::step].astype(np.float32)
     gy = ndimage.sobel(coarse, 0) / pixel_size[1]
     gx = ndimage.sobel(coarse, 1) / pixel_size[0]
-    weight = np.hypot(gx, gy)
-    return float(np.angle(np.sum(weight * np.exp(4j * np.arctan2(gy, gx)))) / 4)
+    edge = (gy != 0) | (gx != 0)
+    # weight * exp(4i * angle) = |g| * (g / |g|) ** 4, over the edges only
+    g = gx[edge] + 1j * gy[edge]
+    weight = np.abs(g)
+    return float(np.angle(np.sum(weight * (g / weight) ** 4)) / 4)
 
 
 def _interior(labels: np.ndarray, radius_m: float, pixel_size: tuple[float, float]) -> np.ndarray:
@@ -437,4 +408,4 @@ def _interior(labels: np.ndarray, radius_m: float, pixel_size: tuple[float, floa
     same[:, 1:] &= labels[:, 1:] == labels[:, :-1]
     same[:, :-1] &= labels[:, :-1] == labels[:, 1:]
     steps = int(round(radius_m / min(pixel_size))) - 1
-    return ndimage.binary_erosion(same, EIGHT, steps) if steps > 0 else same
+    return erode(same, steps) if steps > 0 else same

@@ -8,7 +8,9 @@ import numpy as np
 
 from geochange.classes import AGRICULTURE, BARELAND, NODATA, RANGELAND, TREE
 from geochange.events.base import Event, EventWindow, Param, pairs
-from geochange.events.shapes import class_choice, find_instances, ragged_grow
+from geochange.events.fronts import ragged_grow
+from geochange.events.masks import is_in
+from geochange.events.shapes import class_choice, find_instances
 
 OPEN_LAND = (BARELAND, RANGELAND, AGRICULTURE)
 """Land that trees can take back."""
@@ -67,12 +69,12 @@ class Regrowth(Event):
 
     def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
         t2, core = window.t2, window.core_mask()
-        open_land = np.isin(t2, OPEN_LAND) & window.free()
-        target = round(self.fraction * np.count_nonzero(np.isin(t2[window.core], OPEN_LAND)))
+        open_land = is_in(t2, OPEN_LAND) & window.free()
+        target = round(self.fraction * np.count_nonzero(is_in(t2[window.core], OPEN_LAND)))
         forest = (t2 == TREE) & core
         from_edges = round(target * (1 - self.patches)) if forest.any() else 0
         grown = ragged_grow(window, forest, open_land, from_edges, rng, self.halo_m, 20, 1.0)
-        patch_target = target - int(grown.sum())
+        patch_target = target - int(np.count_nonzero(grown))
         seeds = np.zeros(window.shape, bool)
         room = np.flatnonzero(open_land & core & ~grown)
         if patch_target > 0 and room.size:

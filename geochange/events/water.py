@@ -6,7 +6,8 @@ import numpy as np
 
 from geochange.classes import AGRICULTURE, BARELAND, DEVELOPED, NODATA, RANGELAND, WATER
 from geochange.events.base import Event, EventWindow, Param, pairs
-from geochange.events.shapes import ragged_grow
+from geochange.events.fronts import ragged_grow
+from geochange.events.masks import is_in
 
 FLOODABLE = (BARELAND, RANGELAND, AGRICULTURE, DEVELOPED)
 """Land a flood covers. Trees, buildings and roads are left out: canopies and roofs stand above
@@ -44,7 +45,7 @@ class Flood(Event):
     def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
         water = window.t2 == WATER
         target = round(self.fraction * np.count_nonzero(water[window.core]))
-        into = np.isin(window.t2, FLOODABLE) & window.free()
+        into = is_in(window.t2, FLOODABLE) & window.free()
         flooded = ragged_grow(
             window, water & window.core_mask(), into, target, rng, self.distance, 40, 1.5
         )
