@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from geochange.classes import AGRICULTURE, BARELAND, NODATA, RANGELAND, TREE
 from geochange.events.base import Event, EventWindow, Param, pairs
 from geochange.events.fronts import ragged_grow
-from geochange.events.masks import is_in
-from geochange.events.shapes import class_choice, find_instances
+from geochange.events.masks import dilate, is_in
+from geochange.events.shapes import class_choice, find_instances, random_pixels
 
 OPEN_LAND = (BARELAND, RANGELAND, AGRICULTURE)
 """Land that trees can take back."""
@@ -20,6 +21,10 @@ FIELD_WIDTH_M = 10.0
 """Narrowest field or parcel changed: keeps field margins and verges out."""
 PATCH_M2 = 1500.0
 """Typical area of one new copse."""
+CLEARING_M2 = 3000.0
+"""Typical area of one clearing (under a third of a hectare)."""
+LARGE_PATCH_M2 = 5000.0
+"""Tree patches at least this large (woods, not street trees) take most clearings."""
 
 
 def _fraction(name: str, default: float, what: str) -> Param:
@@ -47,11 +52,37 @@ class Deforestation(Event):
         t2 = window.t2
         tree = t2 == TREE
         target = round(self.fraction * np.count_nonzero(tree[window.core]))
-        edge = ~tree & (t2 != NODATA) & window.core_mask()
+        if target == 0:
+            return
+        fronts = self._fronts(window, tree, target, rng)
         cleared = ragged_grow(
-            window, edge, tree & window.free(), target, rng, self.halo_m, grain_m=60, roughness=1.8
+            window, fronts, tree & window.free(), target, rng, self.halo_m, 40, roughness=1.5
         )
         window.commit(cleared, self.to_class, code)
+
+    @staticmethod
+    def _fronts(
+        window: EventWindow, tree: np.ndarray, target: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Where clearings start: a few points on the edge of the core's tree patches, one per
+        ``CLEARING_M2`` to clear, mostly on large patches, so clearings bite deep into forests
+        instead of shaving every patch's rim."""
+        edge = dilate(tree) & ~tree & (window.t2 != NODATA) & window.core_mask()
+        labels, _ = ndimage.label(tree)
+        patch_m2 = np.bincount(labels.ravel()) * window.pixel_area_m2
+        large = tree & (patch_m2[labels] >= LARGE_PATCH_M2)
+        near_large = edge & dilate(large)
+        clearings = max(1, round(target * window.pixel_area_m2 / CLEARING_M2))
+        share_large = round(clearings * 0.8) if near_large.any() else 0
+        starts = np.concatenate(
+            [
+                random_pixels(near_large, share_large, rng),
+                random_pixels(edge, clearings - share_large, rng),
+            ]
+        )
+        fronts = np.zeros(window.shape, bool)
+        fronts[starts[:, 0], starts[:, 1]] = True
+        return dilate(fronts, 2) & edge
 
 
 class Regrowth(Event):
