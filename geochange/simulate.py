@@ -78,6 +78,15 @@ class Inputs:
         user = list(dict.fromkeys(self.changes["event"])) if self.changes is not None else []
         return user + [e.name for e in self.events]
 
+    def close(self) -> None:
+        self.land_cover.close()
+
+    def __enter__(self) -> Inputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass
 class Result:
@@ -106,25 +115,39 @@ def open_inputs(
         raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
     land_cover = LandCover(region, load_scheme(classes), crs=crs, gsd=gsd)
     inputs = Inputs(Path(region), land_cover, parsed, paths={"region": Path(region)})
+    try:
+        _open_vectors(inputs, buildings, changes, where, reporter)
+    except BaseException:
+        inputs.close()
+        raise
+    return inputs
+
+
+def _open_vectors(
+    inputs: Inputs,
+    buildings: str | Path | None,
+    changes: str | Path | None,
+    where: str | Path | None,
+    reporter: Reporter,
+) -> None:
     vector_files = {"buildings": buildings, "changes": changes, "where": where}
     inputs.paths.update({k: Path(split_layer(str(v))[0]) for k, v in vector_files.items() if v})
-    grid = land_cover.grid
+    grid = inputs.grid
     if buildings is not None:
         inputs.buildings = read_polygons(buildings, grid, "--buildings", reporter.warning)
     if changes is not None:
         inputs.changes = read_changes(changes, grid, reporter.warning)
     if where is not None:
-        if not parsed:
+        if not inputs.events:
             raise InputError("--where confines --events, but no --events were given")
         inputs.where = read_polygons(where, grid, "--where", reporter.warning)
-    if not parsed and inputs.changes is None:
+    if not inputs.events and inputs.changes is None:
         raise InputError(
             "nothing to simulate: no --events and no --changes",
             "add e.g. --events building_add:count=20 (see `geochange events`)",
         )
     if len(inputs.event_names()) > 250:
         raise InputError("too many events and change labels (at most 250)")
-    return inputs
 
 
 def plan_for(inputs: Inputs, block_size: int = DEFAULT_BLOCK) -> Plan:

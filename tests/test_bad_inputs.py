@@ -17,11 +17,8 @@ from tests.conftest import write_raster
 
 
 def attempt(region, output, events="building_add:count=3", **options):
-    inputs = open_inputs(region, events=events, **{k: v for k, v in options.items()})
-    try:
+    with open_inputs(region, events=events, **options) as inputs:
         return simulate(inputs, output)
-    finally:
-        inputs.land_cover.close()
 
 
 def assert_nothing_written(output: Path) -> None:
@@ -51,8 +48,7 @@ def test_unknown_codes_listed_with_counts_and_nothing_written(tmp_path):
     codes[0, :5] = 17
     codes[-1, -1] = 99
     region = write_raster(tmp_path / "r.tif", codes)
-    with pytest.raises(InputError) as err:
-        inputs = open_inputs(region, events="regrowth")
+    with pytest.raises(InputError) as err, open_inputs(region, events="regrowth") as inputs:
         simulate(inputs, tmp_path / "out", block_size=512)
     assert "17 (5 px)" in str(err.value) and "99 (1 px)" in str(err.value)
     assert "--classes" in str(err.value)
@@ -104,8 +100,8 @@ def test_output_folder_exists_needs_overwrite(region, tmp_path):
     with pytest.raises(InputError, match="(?s)already exists.*--overwrite"):
         attempt(region, out)
     assert (out / "keep.txt").read_text() == "mine"
-    inputs = open_inputs(region, events="building_add:count=3")
-    simulate(inputs, out, overwrite=True)
+    with open_inputs(region, events="building_add:count=3") as inputs:
+        simulate(inputs, out, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "change.tif").is_file()
 
 
@@ -193,14 +189,14 @@ def test_invalid_empty_and_outside_geometries_are_repaired_or_counted(region, tm
         def advance(self, *args) -> None: ...
         def close(self) -> None: ...
 
-    inputs = open_inputs(region, changes=tmp_path / "messy.gpkg", reporter=Collect())
-    assert len(inputs.changes) == 1
+    with open_inputs(region, changes=tmp_path / "messy.gpkg", reporter=Collect()) as inputs:
+        assert len(inputs.changes) == 1
+        result = simulate(inputs, tmp_path / "out", reporter=Collect())
     text = " | ".join(warnings)
     assert "repaired 1 invalid" in text
     assert "1 of 4 features are empty" in text
     assert "1 of 4 features lie outside" in text
     assert "1 of 4 features are not polygons" in text
-    result = simulate(inputs, tmp_path / "out", reporter=Collect())
     polygons = gpd.read_file(result.output / "changes.gpkg")
     assert polygons.area_m2.sum() == pytest.approx(200, rel=0.1)
 

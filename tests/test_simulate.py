@@ -23,11 +23,8 @@ from tests.conftest import write_raster
 
 
 def run(region, output, events="", seed=0, block_size=2048, **options):
-    inputs = open_inputs(region, events=events, **options)
-    try:
+    with open_inputs(region, events=events, **options) as inputs:
         return simulate(inputs, output, seed=seed, block_size=block_size)
-    finally:
-        inputs.land_cover.close()
 
 
 def read(path: Path) -> tuple[np.ndarray, rasterio.profiles.Profile]:

@@ -118,7 +118,7 @@ def simulate(
             --events building_add:count=30,deforestation:fraction=0.2 -o out
     """
     reporter = make_reporter(json_lines, verbose, quiet)
-    inputs = open_inputs(
+    with open_inputs(
         region,
         classes=classes,
         events=events_spec,
@@ -128,12 +128,7 @@ def simulate(
         crs=crs,
         gsd=gsd,
         reporter=reporter,
-    )
-    try:
-        if block_size <= 0 or block_size % 512:
-            raise click.BadParameter(
-                "must be a positive multiple of 512", param_hint="--block-size"
-            )
+    ) as inputs:
         if dry_run:
             plan = describe(inputs, plan_for(inputs, block_size), Path(output))
             if json_lines:
@@ -150,8 +145,6 @@ def simulate(
             block_size=block_size,
             reporter=reporter,
         )
-    finally:
-        inputs.land_cover.close()
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:

@@ -57,11 +57,13 @@ def smooth_noise(lattice: Lattice, cell_px: float, rng: np.random.Generator) -> 
         coarse = ndimage.gaussian_filter(rng.standard_normal(shape, np.float32), 1.5, mode="wrap")
         field = ndimage.zoom(coarse, step, order=1, prefilter=False)
         field = field[: lattice.cells[0], : lattice.cells[1]]
-    # unit spread at the pixels: interpolating between nodes smooths a fine field out
+    # unit spread at the pixels: interpolating between nodes smooths a fine field out. A crop
+    # too small to measure the spread on keeps the field's own; the clip keeps exp() finite.
     rows = min(lattice.size, lattice.shape[0])
     first = (lattice.shape[0] - rows) // 2 * lattice.shape[1]
     (at,) = lattice.at([field], np.arange(first, first + rows * lattice.shape[1]))
-    return field / (at.std() or 1.0)
+    spread = at.std() if at.size > 16 else 0.0
+    return np.clip(field / (spread if spread > 0.1 else field.std() or 1.0), -4.0, 4.0)
 
 
 def ragged_grow(
