@@ -475,3 +475,16 @@ def test_ragged_grow_prices_every_pixel_it_may_take() -> None:
     finally:
         fronts._Front._price = original
     assert any(np.isfinite(limit) for limit in checked), "some pricing must stop short"
+
+
+def test_growth_noise_stays_finite_and_unit_spread_on_any_crop() -> None:
+    from geochange.events.fronts import smooth_noise
+    from geochange.events.masks import Lattice
+
+    for shape in [(1, 1), (2, 3), (3, 40), (12, 300)]:
+        for cell_px in (2.0, 20.0, 120.0):
+            for seed in range(4):
+                noise = smooth_noise(Lattice(shape, 4), cell_px, np.random.default_rng(seed))
+                assert np.isfinite(np.exp(1.8 * noise)).all(), (shape, cell_px, seed)
+    wide = smooth_noise(Lattice((2000, 2000), 4), 120.0, np.random.default_rng(0))
+    assert 0.6 < wide.std() < 1.4
