@@ -205,3 +205,12 @@ def test_multi_layer_file_needs_a_layer(shared_data, region, tmp_path):
     gpkg = shared_data / "prague_vectors/bubenec.gpkg"
     with pytest.raises(InputError, match=r"(?s)4 layers .*layername="):
         attempt(region, tmp_path / "out", buildings=gpkg)
+
+
+def test_output_under_a_file_fails_and_missing_parents_are_created(region, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is not a writable folder"):
+        attempt(region, tmp_path / "afile" / "out")
+    result = attempt(region, tmp_path / "new" / "deeper" / "out")
+    assert result.output == tmp_path / "new" / "deeper" / "out"
+    assert (result.output / "t2_landcover.tif").is_file()

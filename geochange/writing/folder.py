@@ -30,21 +30,18 @@ class OutputFolder:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"output {self.path} exists and is not a folder")
         parent = self.path.parent
-        if not parent.is_dir():
+        existing = next(p for p in (parent, *parent.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
             raise InputError(
-                f"cannot create output folder {self.path}: {parent} does not exist",
-                f"create it first (mkdir -p {parent})",
-            )
-        if not os.access(parent, os.W_OK):
-            raise InputError(
-                f"cannot write output folder {self.path}: {parent} is not writable",
+                f"cannot write output folder {self.path}: {existing} is not a writable folder",
                 "choose an -o/--output in a folder you can write to",
             )
+        self._existing = existing
         self.partial = parent / f".{self.path.name}.partial-{os.getpid()}"
 
     def require_space(self, needed_bytes: int) -> None:
         """Fail early, before writing anything, when the disk cannot hold the run."""
-        free = shutil.disk_usage(self.path.parent).free
+        free = shutil.disk_usage(self._existing).free
         if free < needed_bytes:
             raise InputError(
                 f"not enough disk space in {self.path.parent}: about {needed_bytes / 1e9:.2f} GB "
@@ -53,6 +50,7 @@ class OutputFolder:
             )
 
     def __enter__(self) -> Path:
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir()
         return self.partial
