@@ -47,7 +47,7 @@ class Grid:
         return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
 
     def window_transform(self, window: Window) -> Affine:
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def pixel_size_m(self) -> tuple[float, float]:
         """Width and height of a pixel at the grid's centre, in metres on the ground.

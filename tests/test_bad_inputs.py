@@ -137,7 +137,8 @@ def test_interrupted_run_leaves_nothing(region, tmp_path, monkeypatch):
 def test_vector_problems(region, tmp_path):
     utm = "EPSG:32633"
     no_crs = gpd.GeoDataFrame(geometry=[shapely.box(500_010, 5_549_900, 500_020, 5_549_910)])
-    no_crs.to_file(tmp_path / "nocrs.shp")
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        no_crs.to_file(tmp_path / "nocrs.shp")
     with pytest.raises(InputError, match="no coordinate reference system"):
         attempt(region, tmp_path / "out", buildings=tmp_path / "nocrs.shp")
 
