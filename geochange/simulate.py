@@ -212,10 +212,12 @@ def simulate(
             stats, block_pixels = _scan(inputs, plan, scratch, reporter)
             timings["scan_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
-            changed = _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter)
+            _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter)
             timings["events_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
-            files, polygons = _write(inputs, plan, scratch, partial, creation_options, reporter)
+            files, polygons, changed = _write(
+                inputs, plan, scratch, partial, creation_options, reporter
+            )
             timings["write_s"] = time.perf_counter() - tic
         finally:
             for raster in scratch.values():
@@ -294,8 +296,6 @@ def _user_change_codes(inputs: Inputs) -> tuple[np.ndarray, np.ndarray] | None:
     names = inputs.event_names()
     codes = np.array([0] + [names.index(e) + 1 for e in inputs.changes["event"]], np.uint8)
     targets = np.array([0, *inputs.changes["to_class"]], np.uint8)
-    if len(inputs.changes) > 65_534:
-        raise InputError("--changes holds more than 65,534 polygons; split the file")
     return codes, targets
 
 
@@ -340,7 +340,7 @@ def _simulate_events(
     block_pixels: np.ndarray,
     seed: int,
     reporter: Reporter,
-) -> dict[str, int]:
+) -> None:
     """Pass 2: every event on every block (with halo), phase by phase."""
     names = inputs.event_names()
     first_code = len(names) - len(inputs.events) + 1
@@ -370,13 +370,6 @@ def _simulate_events(
         scratch["t2"].write(block.window, window.t2)
         scratch["event"].write(block.window, window.event)
         reporter.advance()
-    changed = dict.fromkeys(names, 0)
-    for block in plan.blocks():
-        event = scratch["event"].read(block.core)
-        for code, count in enumerate(np.bincount(event.ravel(), minlength=len(names) + 1)):
-            if code:
-                changed[names[code - 1]] += int(count)
-    return changed
 
 
 def _write(
@@ -386,8 +379,11 @@ def _write(
     folder: Path,
     creation_options: dict[str, str] | None,
     reporter: Reporter,
-) -> tuple[dict[str, Path], ChangePolygonWriter]:
-    """Pass 3: stream the rasters and polygons, then finish them as COGs and a GeoPackage."""
+) -> tuple[dict[str, Path], ChangePolygonWriter, dict[str, int]]:
+    """Pass 3: stream the rasters and polygons, then finish them as COGs and a GeoPackage.
+
+    Also returns the pixels changed by each event.
+    """
     grid = inputs.grid
     colormap = gdal_colormap()
     rasters = {
@@ -401,7 +397,9 @@ def _write(
             folder / "change.tif", grid, CHANGE_NODATA, "change (0 unchanged, 1 changed)"
         ),
     }
-    polygons = ChangePolygonWriter(folder / "changes.gpkg", grid, inputs.event_names())
+    names = inputs.event_names()
+    polygons = ChangePolygonWriter(folder / "changes.gpkg", grid, names)
+    pixels = np.zeros(len(names) + 1, np.int64)
     try:
         reporter.stage("write", len(plan))
         for block in plan.blocks():
@@ -413,6 +411,7 @@ def _write(
             rasters["t2_landcover"].write(block.core, to_codes(t2))
             rasters["change"].write(block.core, change.astype(np.uint8))
             polygons.add(block.core, t1, t2, event)
+            pixels += np.bincount(event.ravel(), minlength=len(names) + 1)
             reporter.advance()
         reporter.stage("finish", len(rasters) + 1)
         files = {}
@@ -426,7 +425,10 @@ def _write(
             raster.discard()
     files["changes"] = polygons.close()
     reporter.advance()
-    return files, polygons
+    changed = dict.fromkeys(names, 0)
+    for name, count in zip(names, pixels[1:], strict=True):
+        changed[name] += int(count)
+    return files, polygons, changed
 
 
 def _file_info(path: Path) -> dict:
