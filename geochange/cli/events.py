@@ -35,7 +35,7 @@ def events(json_output: bool) -> None:
     for cls in EVENTS.values():
         click.echo(f"{cls.name}\n    {cls.summary}")
         for p in cls.params:
-            click.echo(f"    {p.name}={p.default!s:<10} {p.help}")
+            click.echo(f"    {f'{p.name}={p.default}':<22} {p.help}")
         sources = sorted({CLASS_NAMES[a] for a, _ in cls.transitions})
         targets = sorted({CLASS_NAMES[b] for _, b in cls.transitions})
         click.echo(f"    changes: {', '.join(sources)} -> {', '.join(targets)}\n")

@@ -5,6 +5,7 @@ Exit status: 0 success, 2 bad usage or input, 1 internal failure.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -29,6 +30,10 @@ class GeochangeGroup(click.Group):
             return super().invoke(ctx)
         except InputError as err:
             _fail(json_lines, str(err), 2)
+        except BrokenPipeError:
+            # the reader went away (e.g. `geochange events | head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except KeyboardInterrupt:
             _fail(json_lines, "interrupted; no output folder was written", 1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
