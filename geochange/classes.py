@@ -170,6 +170,8 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 
 SCHEMES: dict[str, ClassScheme] = {
     "oem": ClassScheme("oem", codes={0: NODATA, **{i + 1: i for i in range(NUM_CLASSES)}}),
+    # Model indices 0-7 with no no-data value, as in the SECOND/LsSCD pseudo-label masks.
+    "oem-index": ClassScheme("oem-index", codes={i: i for i in range(NUM_CLASSES)}),
     # Dubai (Humans in the Loop) RGB masks; vegetation there is mostly palms and parks -> tree.
     # Grey is the source's "unlabeled"; black (about 0.6 % of the pixels) is unlabelled border.
     "dubai": ClassScheme(

@@ -84,3 +84,16 @@ def test_colormap_has_nodata_transparent_and_palette():
     assert table[0][3] == 0
     assert table[8] == (222, 31, 7, 255)
     assert len(table) == 9
+
+
+def test_oem_index_scheme_reads_the_second_examples_pseudo_labels(shared_data):
+    import rasterio
+    import rasterio.errors
+
+    mask = shared_data / "second_examples/second/mask_A/1.png"
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning), rasterio.open(mask) as src:
+        values = src.read(1)
+    classes = SCHEMES["oem-index"].map(values)
+    assert (classes == values).all() and classes.max() <= 7
+    with pytest.raises(InputError, match="8 "):
+        SCHEMES["oem-index"].map(np.array([8], np.uint8))

@@ -33,8 +33,8 @@ def _check_block_size(ctx: click.Context, param: click.Parameter, value: int) ->
     default="oem",
     show_default=True,
     metavar="SCHEME|YAML",
-    help="Class scheme of REGION: oem, dubai, worldcover, second, or a YAML file "
-    "mapping codes or colours to classes.",
+    help="Class scheme of REGION: oem (codes 1-8, 0 no data), oem-index (indices 0-7), dubai, "
+    "worldcover, second, or a YAML file mapping codes or colours to classes.",
 )
 @click.option(
     "--events",
