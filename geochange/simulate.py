@@ -17,7 +17,7 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +86,14 @@ class Inputs:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+Painter = Callable[
+    [Inputs, Plan, dict[str, ScratchRaster], Path, dict[str, str], Reporter],
+    tuple[dict[str, Path], dict],
+]
+"""Runs after the write pass with the scratch t1/t2 classes still open (see ``geochange.synth``):
+writes more outputs into the partial folder, returns them and a section for ``run.json``."""
 
 
 @dataclass
@@ -190,13 +198,18 @@ def simulate(
     creation_options: dict[str, str] | None = None,
     block_size: int = DEFAULT_BLOCK,
     reporter: Reporter | None = None,
+    painter: Painter | None = None,
 ) -> Result:
-    """Simulate the events on the inputs and write the change maps to folder ``output``."""
+    """Simulate the events on the inputs and write the change maps to folder ``output``.
+
+    A ``painter`` adds outputs made from the simulated land cover (the images of ``synth``).
+    """
     reporter = reporter or Reporter()
     folder = OutputFolder(output, overwrite)
     plan = plan_for(inputs, block_size)
     grid = inputs.grid
-    folder.require_space(int(grid.width * grid.height * 4.2) + 10_000_000)
+    per_pixel = 4.2 + (12 if painter is not None else 0)  # two RGB images, partial and COG
+    folder.require_space(int(grid.width * grid.height * per_pixel) + 10_000_000)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with (
@@ -219,6 +232,15 @@ def simulate(
                 inputs, plan, scratch, partial, creation_options, reporter
             )
             timings["write_s"] = time.perf_counter() - tic
+            painted: dict[str, Path] = {}
+            extra: dict = {}
+            if painter is not None:
+                tic = time.perf_counter()
+                painted, extra = painter(
+                    inputs, plan, scratch, partial, creation_options or {}, reporter
+                )
+                files.update(painted)
+                timings["paint_s"] = time.perf_counter() - tic
         finally:
             for raster in scratch.values():
                 raster.close()
@@ -234,7 +256,9 @@ def simulate(
             },
             "versions": _versions(),
             "timings": {k: round(v, 3) for k, v in timings.items()},
+            **extra,
         }
+        summary["outputs"] += [str(folder.path / path.name) for path in painted.values()]
         (partial / "run.json").write_text(json.dumps(summary, indent=2))
     reporter.close()
     final = {name: folder.path / path.name for name, path in files.items()}

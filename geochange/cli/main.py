@@ -17,6 +17,7 @@ from geochange.cli.events import events
 from geochange.cli.example import example
 from geochange.cli.reporting import emit
 from geochange.cli.simulate import simulate
+from geochange.cli.synth import synth
 from geochange.errors import InputError
 
 
@@ -71,3 +72,4 @@ def cli() -> None:
 cli.add_command(simulate)
 cli.add_command(events)
 cli.add_command(example)
+cli.add_command(synth)

@@ -1,0 +1,367 @@
+"""``synth``: paint the t1 and t2 images of a simulated change with the semantic LDM.
+
+Runs as the painter of ``simulate`` (after its write pass): block by block in phase order, the
+t1/t2 classes of block + halo are read from the scratch rasters, t1 latents come from a real image
+(``--image``) or are generated from the t1 mask, t2 latents are drawn with the ChangeAnywhere rule
+on the seamless latent canvas, and only each block's core is decoded into ``t1.tif``/``t2.tif``.
+
+Noise is drawn per (seed, block, timestamp), so a rerun gives the same pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DPMSolverMultistepScheduler, SchedulerMixin
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geochange.classes import NODATA
+from geochange.errors import InputError
+from geochange.grid import Grid, open_raster
+from geochange.model import SemanticLDM, one_hot
+from geochange.plan import Block, Plan
+from geochange.report import Reporter
+from geochange.sampling import (
+    ChangeSchedule,
+    canvas_denoise,
+    change_maps,
+    sample_change,
+    window_weights,
+)
+from geochange.sampling import tile_windows as latent_windows
+from geochange.scratch import ScratchRaster
+from geochange.simulate import Inputs
+from geochange.writing.geotiff import StreamingGeoTIFF
+
+DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
+SAMPLERS = ("ddim", "dpm")
+T1, T2 = 1, 2
+"""Timestamps, part of each block's noise seed."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How latents are drawn; sizes are in image pixels (the model's downsampling converts)."""
+
+    steps: int = 50
+    sampler: str = "ddim"
+    eta: float = 0.0
+    guidance: float = 1.0
+    tile_size: int = 256
+    overlap: int = 64
+    batch_size: int = 4
+    schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
+
+    def check(self, model: SemanticLDM) -> None:
+        """Reject options the model cannot run with, naming the fix."""
+        unit = pad_multiple(model)
+        problems = [
+            (self.steps >= 1, "--steps must be at least 1"),
+            (self.sampler != "dpm" or self.steps >= 2, "--sampler dpm needs --steps 2 or more"),
+            (self.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}"),
+            (self.sampler == "ddim" or self.eta == 0.0, "--eta applies to ddim only; leave it 0"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (
+                self.tile_size > 0 and self.tile_size % unit == 0,
+                f"--tile-size must be a positive multiple of {unit} pixels for this model",
+            ),
+            (
+                0 <= self.overlap < self.tile_size,
+                "--overlap must be at least 0 and smaller than --tile-size",
+            ),
+            (
+                self.guidance == 1.0 or model.config.mask_dropout > 0,
+                "--guidance other than 1 needs a model trained with mask dropout",
+            ),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise InputError(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_model(spec: str) -> Path:
+    """``default`` is the model shipped inside the package; anything else is a model folder."""
+    if spec != "default":
+        return Path(spec)
+    if not DEFAULT_MODEL_DIR.is_dir():
+        raise InputError(
+            "no default model is shipped with geochange yet",
+            "train one with `geochange train diffusion ... -o MODEL` and pass --model MODEL",
+        )
+    return DEFAULT_MODEL_DIR
+
+
+def model_hash(folder: Path) -> str:
+    """sha256 over the model folder's files (relative names and contents, in name order)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but torch sees no CUDA GPU", "use --device cpu")
+    return torch.device(name)
+
+
+def pad_multiple(model: SemanticLDM) -> int:
+    """Image pixels that a window must be a multiple of: autoencoder and UNet downsampling."""
+    levels = len(model.config.unet_block_out_channels) - 1
+    return model.config.downsampling * 2**levels
+
+
+class ImageOnGrid:
+    """A real RGB image read onto the grid (bilinear warp), as the t1 image of ``--image``."""
+
+    def __init__(self, path: str | Path, grid: Grid) -> None:
+        self.path = Path(path)
+        self.dataset = open_raster(path)
+        if self.dataset.count < 3 or self.dataset.dtypes[0] != "uint8":
+            self.dataset.close()
+            raise InputError(
+                f"--image {path} must be an RGB image of uint8 bands (it has "
+                f"{self.dataset.count} band(s) of {self.dataset.dtypes[0]})",
+                "convert it, e.g. gdal_translate -ot Byte -scale -b 1 -b 2 -b 3 IN OUT",
+            )
+        if self.dataset.crs is None:
+            self.dataset.close()
+            raise InputError(f"--image {path} has no CRS", "georeference it onto REGION first")
+        self.vrt = WarpedVRT(
+            self.dataset,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.bilinear,
+        )
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """RGB (3, h, w) uint8 and its validity (h, w) bool."""
+        rgb = self.vrt.read([1, 2, 3], window=window)
+        return rgb, self.vrt.read_masks(1, window=window) > 0
+
+    def close(self) -> None:
+        self.vrt.close()
+        self.dataset.close()
+
+
+def block_seed(seed: int, block: Block, timestamp: int) -> int:
+    return int(np.random.SeedSequence([seed, block.row, block.col, timestamp]).generate_state(1)[0])
+
+
+class Painter:
+    """The painting pass of ``synth``; call it as ``simulate``'s ``painter``."""
+
+    def __init__(
+        self,
+        model: SemanticLDM,
+        options: SamplingOptions,
+        seed: int,
+        device: torch.device,
+        image: ImageOnGrid | None = None,
+        model_info: dict | None = None,
+    ) -> None:
+        options.check(model)
+        self.model = model.to(device=device, dtype=torch.float32).eval()
+        self.options = options
+        self.seed = seed
+        self.device = device
+        self.image = image
+        self.model_info = model_info or {}
+        self.f = model.config.downsampling
+        self.model_s = 0.0
+        self.windows = 0
+
+    def scheduler(self) -> SchedulerMixin:
+        if self.options.sampler == "dpm":
+            return DPMSolverMultistepScheduler.from_config(self.model.scheduler.config)
+        return self.model.scheduler
+
+    def __call__(
+        self,
+        inputs: Inputs,
+        plan: Plan,
+        scratch: dict[str, ScratchRaster],
+        folder: Path,
+        creation_options: dict[str, str],
+        reporter: Reporter,
+    ) -> tuple[dict[str, Path], dict]:
+        grid = plan.grid
+        rasters = {
+            name: StreamingGeoTIFF(folder / f"{name}.tif", grid, None, "", count=3)
+            for name in ("t1", "t2")
+        }
+        for name, raster in rasters.items():
+            raster.dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+            for band, colour in enumerate(("red", "green", "blue"), start=1):
+                raster.dataset.set_band_description(band, f"{colour} {name}")
+        try:
+            reporter.stage("paint", len(plan))
+            for block in plan.phased():
+                t1 = scratch["t1"].read(block.window)
+                t2 = scratch["t2"].read(block.window)
+                rgb1, rgb2, valid1 = self.paint_block(block, t1, t2)
+                rows, cols = block.core_in_window
+                core = block.core
+                rasters["t1"].write(core, rgb1[:, rows, cols])
+                rasters["t2"].write(core, rgb2[:, rows, cols])
+                mask1 = valid1[rows, cols]
+                mask2 = (t2 != NODATA)[rows, cols]
+                rasters["t1"].dataset.write_mask(mask1.astype(np.uint8) * 255, window=core)
+                rasters["t2"].dataset.write_mask(mask2.astype(np.uint8) * 255, window=core)
+                reporter.advance()
+            reporter.stage("finish images", len(rasters))
+            files = {}
+            for name, raster in rasters.items():
+                files[name] = raster.finish(creation_options, "AVERAGE")
+                reporter.advance()
+        finally:
+            for raster in rasters.values():
+                raster.discard()
+        summary = {
+            "model": self.model_info,
+            "sampling": {
+                **self.options.to_dict(),
+                "device": str(self.device),
+                "image": None if self.image is None else str(self.image.path),
+                "tile_windows": self.windows,
+                "model_s": round(self.model_s, 3),
+            },
+        }
+        return files, summary
+
+    def paint_block(
+        self, block: Block, t1: np.ndarray, t2: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RGB uint8 (3, h, w) for t1 and t2 over the block window, and where t1 holds data."""
+        height, width = t1.shape
+        unit = pad_multiple(self.model)
+        pad = (0, -width % unit, 0, -height % unit)
+        cls1 = F.pad(torch.from_numpy(t1).long()[None], pad, value=NODATA).to(self.device)
+        cls2 = F.pad(torch.from_numpy(t2).long()[None], pad, value=NODATA).to(self.device)
+        size = (cls1.shape[-2] // self.f, cls1.shape[-1] // self.f)
+        valid1 = t1 != NODATA
+        if self.image is not None:
+            rgb1, image_valid = self.image.read(block.window)
+            valid1 &= image_valid
+            pixels = torch.from_numpy(rgb1).float()[None] / 127.5 - 1.0
+            z_a = self._tiled(self.model.encode, F.pad(pixels, pad).to(self.device), 1 / self.f)
+        else:
+            # Plain conditional generation: nothing unchanged, so the mixing rule never copies.
+            none = torch.zeros((1, 1, *size), device=self.device)
+            channels = self.model.config.latent_channels
+            blank = torch.zeros((1, channels, *size), device=self.device)
+            z_a = self._sample(block, T1, blank, none, none, cls1)
+            rgb1 = self._to_rgb(z_a, height, width)
+        unchanged, hold = change_maps(cls1, cls2, size, self.options.schedule)
+        z_b = self._sample(block, T2, z_a, unchanged, hold, cls2)
+        return rgb1, self._to_rgb(z_b, height, width), valid1
+
+    def _sample(
+        self,
+        block: Block,
+        timestamp: int,
+        z_a: torch.Tensor,
+        unchanged: torch.Tensor,
+        hold: torch.Tensor,
+        classes: torch.Tensor,
+    ) -> torch.Tensor:
+        """Latents for ``classes`` on the fused tile canvas; ``z_a`` anchors where unchanged."""
+        seed = block_seed(self.seed, block, timestamp)
+        generator = torch.Generator().manual_seed(seed)
+        mask = one_hot(classes)
+        f, opts, model = self.f, self.options, self.model
+
+        def denoise_tiles(tiles: torch.Tensor, t: torch.Tensor, windows: list) -> torch.Tensor:
+            crops = [
+                mask[..., r.start * f : r.stop * f, c.start * f : c.stop * f] for r, c in windows
+            ]
+            tic = time.perf_counter()
+            out = model.denoise(tiles, t, torch.cat(crops), opts.guidance)
+            self.model_s += time.perf_counter() - tic
+            self.windows += len(windows)
+            return out
+
+        height, width = z_a.shape[-2:]
+        windows = latent_windows(height, width, opts.tile_size // f, opts.overlap // f)
+        denoise = canvas_denoise(denoise_tiles, windows, opts.batch_size, opts.overlap // f)
+        start, fraction = None, 0.0
+        if model.config.layout_init:
+            layout_generator = torch.Generator(self.device).manual_seed(seed ^ 0x1A10)
+            layout = model.layout_latent(classes, layout_generator)
+            # Unchanged land starts from t1 so the copy rule has something to keep.
+            start = unchanged * z_a + (1 - unchanged) * layout
+            fraction = min(model.config.layout_start_fraction, 0.99)
+        with torch.no_grad():
+            return sample_change(
+                denoise,
+                self.scheduler(),
+                z_a,
+                unchanged,
+                hold,
+                generator,
+                opts.steps,
+                opts.schedule,
+                opts.eta,
+                start_latent=start,
+                start_fraction=fraction,
+            )
+
+    def _tiled(
+        self, code: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        """Encode or decode tile window by tile window, blended over the overlaps.
+
+        The autoencoders attend over the whole input, so a whole block at once would not fit.
+        """
+        height, width = x.shape[-2:]
+        tile_size, overlap = self.options.tile_size, self.options.overlap
+        if scale > 1:  # the input is a latent
+            tile_size, overlap = tile_size // self.f, overlap // self.f
+        windows = latent_windows(height, width, tile_size, overlap)
+        weights = window_weights(windows, height, width, overlap)
+        out = None
+        norm = torch.zeros((round(height * scale), round(width * scale)), device=x.device)
+        for (rows, cols), weight in zip(windows, weights, strict=True):
+            part = code(x[..., rows, cols])
+            if out is None:
+                out = torch.zeros((*part.shape[:2], *norm.shape), device=x.device)
+            up = F.interpolate(weight[None, None], size=part.shape[-2:], mode="nearest")[0, 0]
+            target = (
+                slice(round(rows.start * scale), round(rows.stop * scale)),
+                slice(round(cols.start * scale), round(cols.stop * scale)),
+            )
+            out[..., target[0], target[1]] += up.to(x.device) * part
+            norm[target[0], target[1]] += up.to(x.device)
+        return out / norm
+
+    def _to_rgb(self, latents: torch.Tensor, height: int, width: int) -> np.ndarray:
+        image = self._tiled(self.model.decode, latents, self.f)[0, :, :height, :width]
+        return ((image + 1.0) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+
+
+def model_info(folder: Path, model: SemanticLDM) -> dict:
+    """What ``run.json`` records of the model: where it is, its preset and its hash."""
+    return {
+        "path": str(folder.absolute()),
+        "preset": model.config.name,
+        "sha256": model_hash(folder),
+    }

@@ -1,0 +1,162 @@
+"""``synth``: painted t1/t2 images on the grid, deterministic per seed, anchored on a real image.
+
+The model is tiny and randomly initialised, so pixels are noise-like: the tests check geometry,
+masks, determinism and the t1 anchoring, not how the images look.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from click.testing import CliRunner
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_validate
+
+from geochange.cli.main import cli
+from geochange.example import example_landcover
+from geochange.grid import Grid
+from geochange.model import SemanticLDM, load_model, preset
+from geochange.plan import Block
+from geochange.sampling import change_maps
+from geochange.synth import ImageOnGrid, Painter, SamplingOptions, model_hash
+from tests.conftest import write_raster
+
+FAST = ["--steps", "4", "--tile-size", "64", "--overlap", "16", "--device", "cpu", "--json"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return SemanticLDM(preset("tiny")).save_pretrained(tmp_path_factory.mktemp("m") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    codes = (example_landcover(160, seed=3) + 1).astype(np.uint8)
+    codes[:6, :9] = 0  # a no-data corner
+    return write_raster(tmp_path_factory.mktemp("r") / "region.tif", codes)
+
+
+def synth(*args: str | Path) -> list[dict]:
+    result = CliRunner().invoke(cli, ["synth", *map(str, args)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def test_images_on_grid_masked_and_deterministic(region: Path, model_dir: Path, tmp_path: Path):
+    events = ["--events", "building_add:count=6,deforestation:fraction=0.5"]
+    lines = synth(region, *events, "--model", model_dir, *FAST, "-o", tmp_path / "a")
+    assert any(e["type"] == "progress" and e["stage"] == "paint" for e in lines)
+    synth(region, *events, "--model", model_dir, *FAST, "-o", tmp_path / "b")
+    synth(region, *events, "--model", model_dir, *FAST, "--seed", "1", "-o", tmp_path / "c")
+    out = tmp_path / "a"
+    with rasterio.open(region) as src, rasterio.open(out / "t1_landcover.tif") as lc:
+        grid = (src.crs, src.transform, src.shape)
+        labels = lc.read(1)
+    for name in ("t1.tif", "t2.tif"):
+        with rasterio.open(out / name) as img:
+            assert (img.crs, img.transform, img.shape) == grid
+            assert img.count == 3 and img.dtypes == ("uint8",) * 3
+            assert img.descriptions[0].startswith("red")
+            np.testing.assert_array_equal(img.read_masks(1) > 0, labels > 0)
+        assert cog_validate(out / name, quiet=True)[0]
+    t2 = (out / "t2.tif").read_bytes()
+    assert t2 == (tmp_path / "b" / "t2.tif").read_bytes()
+    assert t2 != (tmp_path / "c" / "t2.tif").read_bytes()
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"]["sha256"] == model_hash(model_dir)
+    assert run["sampling"]["steps"] == 4 and run["sampling"]["sampler"] == "ddim"
+    assert str(out / "t2.tif") in run["outputs"]
+
+
+def test_dpm_sampler_and_blocks(region: Path, model_dir: Path, tmp_path: Path):
+    """Several blocks (512 px on a 600 px grid) and the DPM-Solver++ path."""
+    codes = (example_landcover(600, seed=5) + 1).astype(np.uint8)
+    big = write_raster(tmp_path / "big.tif", codes)
+    args = ["--events", "regrowth:fraction=0.3", "--block-size", "512", "--sampler", "dpm"]
+    synth(big, *args, "--model", model_dir, *FAST, "--steps", "2", "-o", tmp_path / "out")
+    with rasterio.open(tmp_path / "out" / "t2.tif") as img:
+        assert img.shape == (600, 600)
+        assert (img.read_masks(1) == 255).all()
+
+
+@pytest.fixture(scope="module")
+def houston(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 192 px crop of a real OpenEarthMap label and its image."""
+    folder = tmp_path_factory.mktemp("houston")
+    window = Window(400, 400, 192, 192)
+    paths = []
+    for kind in ("labels", "images"):
+        with rasterio.open(shared_data / "openearthmap" / kind / "houston_16.tif") as src:
+            data = src.read(window=window)
+            profile = {**src.profile, "width": 192, "height": 192}
+            profile["transform"] = src.window_transform(window)
+        paths.append(folder / f"{kind}.tif")
+        with rasterio.open(paths[-1], "w", **profile) as dst:
+            dst.write(data)
+    return paths[0], paths[1]
+
+
+def test_image_mode_keeps_the_real_image(houston: tuple[Path, Path], model_dir: Path, tmp_path):
+    label, image = houston
+    out = tmp_path / "out"
+    args = ["--events", "building_add:count=8,deforestation:fraction=0.6", "--image", image]
+    synth(label, *args, "--model", model_dir, *FAST, "-o", out)
+    with rasterio.open(image) as src, rasterio.open(out / "t1.tif") as t1:
+        assert (t1.crs, t1.transform, t1.shape) == (src.crs, src.transform, src.shape)
+        np.testing.assert_array_equal(t1.read(), src.read())
+    with rasterio.open(out / "t2.tif") as t2:
+        assert (t2.crs, t2.transform) == (src.crs, src.transform)
+    run = json.loads((out / "run.json").read_text())
+    assert run["inputs"]["image"]["sha256"] and run["sampling"]["image"] == str(image)
+
+
+def test_unchanged_latents_stay_anchored_on_the_image(houston: tuple[Path, Path], model_dir):
+    """z_B stays near z_A where land is unchanged and drifts where it changed."""
+
+    label, image = houston
+    with rasterio.open(label) as src:
+        t1 = src.read(1) - 1
+    t2 = t1.copy()
+    t2[:96] = np.where(t1[:96] == 4, 0, 4)  # top half: tree <-> bareland, everywhere
+    model = load_model(model_dir)
+    with rasterio.open(image) as src:
+        grid = Grid(src.crs, src.transform, src.width, src.height)
+    painter = Painter(
+        model, SamplingOptions(steps=10), 0, torch.device("cpu"), ImageOnGrid(image, grid)
+    )
+    window = Window(0, 0, 192, 192)
+    block = Block(0, 0, window, window)
+    pixels, _ = painter.image.read(window)
+    z_a = model.encode(torch.from_numpy(pixels).float()[None] / 127.5 - 1)
+    cls1, cls2 = torch.from_numpy(t1).long()[None], torch.from_numpy(t2).long()[None]
+    unchanged, hold = change_maps(cls1, cls2, z_a.shape[-2:])
+    z_b = painter._sample(block, 2, z_a, unchanged, hold, cls2)
+    gap = (z_b - z_a).abs().mean(1)[0]
+    m = unchanged[0, 0] > 0
+    assert m.any() and (~m).any()
+    assert gap[m].mean() < 0.5 * gap[~m].mean()
+
+
+def test_default_model_missing_says_how_to_get_one(region: Path, tmp_path: Path):
+    result = CliRunner().invoke(
+        cli, ["synth", str(region), "--events", "regrowth", "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "no default model" in result.output and "geochange train diffusion" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_sampling_options_name_the_fix(model_dir: Path):
+    from geochange.errors import InputError
+
+    model = load_model(model_dir)
+    with pytest.raises(InputError, match="needs --steps 2"):
+        SamplingOptions(steps=1, sampler="dpm").check(model)
+    with pytest.raises(InputError, match="--tile-size must be a positive multiple"):
+        SamplingOptions(tile_size=3).check(model)
