@@ -144,3 +144,13 @@ def test_sigterm_removes_the_partial_output(tmp_path):
     time.sleep(0.1)
     assert not out.exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_cli_starts_without_torch():
+    """simulate, events and example never need torch; only synth and train load it, on use."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, geochange.cli.main; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.strip() == "False", done.stderr

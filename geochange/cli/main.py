@@ -18,6 +18,7 @@ from geochange.cli.example import example
 from geochange.cli.reporting import emit
 from geochange.cli.simulate import simulate
 from geochange.cli.synth import synth
+from geochange.cli.train import train
 from geochange.errors import InputError
 
 
@@ -73,3 +74,4 @@ cli.add_command(simulate)
 cli.add_command(events)
 cli.add_command(example)
 cli.add_command(synth)
+cli.add_command(train)

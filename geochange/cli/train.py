@@ -1,0 +1,186 @@
+"""``geochange train autoencoder`` and ``geochange train diffusion``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from geochange.cli.options import overwrite_opt, seed_opt
+from geochange.errors import InputError
+from geochange.model.config import PRESETS
+
+
+def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options both subcommands share, so they mean the same in each."""
+    options = [
+        click.argument("data_dir", type=click.Path(exists=True, file_okay=False)),
+        click.option(
+            "--classes",
+            metavar="SCHEME|YAML",
+            help="Class scheme of the masks: oem, oem-index, dubai, worldcover, second, or a "
+            "YAML file. Default: by layout (OpenEarthMap oem, Dubai dubai, plain oem-index).",
+        ),
+        click.option(
+            "--preset",
+            "preset_name",
+            type=click.Choice(list(PRESETS)),
+            default="cpu",
+            show_default=True,
+            help="Model size for a new model (tiny is for tests).",
+        ),
+        click.option(
+            "--model",
+            "model_path",
+            type=click.Path(exists=True, file_okay=False),
+            help="Start from this model folder (e.g. a trained autoencoder) instead of --preset.",
+        ),
+        click.option(
+            "--steps",
+            type=click.IntRange(1),
+            default=10_000,
+            show_default=True,
+            help="Optimizer steps in all (a resumed run stops at the same total).",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1),
+            default=8,
+            show_default=True,
+            help="Crops per step.",
+        ),
+        click.option(
+            "--crop",
+            type=click.IntRange(16),
+            default=256,
+            show_default=True,
+            help="Crop edge in pixels; a multiple of the model's total downsampling.",
+        ),
+        click.option(
+            "--lr", type=float, default=1e-4, show_default=True, help="AdamW learning rate."
+        ),
+        click.option(
+            "--ema-decay",
+            type=click.FloatRange(0, 1, max_open=True),
+            default=0.999,
+            show_default=True,
+            help="EMA decay of the saved weights.",
+        ),
+        click.option(
+            "--checkpoint-every",
+            type=click.IntRange(1),
+            default=1000,
+            show_default=True,
+            help="Steps between checkpoints and preview PNGs.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue from the latest OUTPUT/checkpoint-STEP at its step.",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(["auto", "cpu", "cuda"]),
+            default="auto",
+            show_default=True,
+            help="auto: CUDA when available. CUDA trains with bf16 autocast.",
+        ),
+        seed_opt,
+        # Not the shared output_opt: a training folder fills up while it runs (checkpoints).
+        click.option(
+            "-o",
+            "--output",
+            required=True,
+            type=click.Path(file_okay=False, writable=True),
+            help="Output folder: checkpoints and losses.csv as it runs, the model at the end.",
+        ),
+        overwrite_opt,
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar or messages."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
+    """Shared body of the subcommands; ``extra`` holds the trainer's own keyword arguments.
+
+    torch and the model are imported here, so other commands start without them.
+    """
+    import torch
+
+    from geochange.model import SemanticLDM, load_model, preset
+    from geochange.training.data import TileDataset
+    from geochange.training.loops import train_autoencoder, train_diffusion
+
+    trainer = {"autoencoder": train_autoencoder, "diffusion": train_diffusion}[part]
+    if kw["device"] == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda but no CUDA device is available", "use --device cpu")
+    out = Path(kw["output"])
+    if out.exists() and not kw["resume"]:
+        if not kw["overwrite"]:
+            raise InputError(
+                f"output folder {out} exists", "pass --resume to continue it or --overwrite"
+            )
+        shutil.rmtree(out)
+    torch.manual_seed(kw["seed"])  # a new model's initial weights follow --seed too
+    model = (
+        load_model(kw["model_path"]) if kw["model_path"] else SemanticLDM(preset(kw["preset_name"]))
+    )
+    # The UNet halves the latent once per block after the first, so both sizes must divide.
+    multiple = model.config.downsampling * 2 ** (len(model.config.unet_block_out_channels) - 1)
+    if kw["crop"] % multiple:
+        raise InputError(f"--crop {kw['crop']} is not a multiple of {multiple} for this model")
+    dataset = TileDataset(kw["data_dir"], kw["crop"], kw["classes"], "train", kw["seed"])
+    log = (lambda _m: None) if kw["quiet"] else (lambda m: click.echo(m, err=True))
+    trainer(
+        model,
+        dataset,
+        steps=kw["steps"],
+        batch_size=kw["batch_size"],
+        lr=kw["lr"],
+        out_dir=out,
+        checkpoint_every=kw["checkpoint_every"],
+        seed=kw["seed"],
+        resume=kw["resume"],
+        log=log,
+        ema_decay=kw["ema_decay"],
+        device=kw["device"],
+        progress=not kw["quiet"],
+        **extra,
+    )
+    log(f"Wrote model {out} (load it with --model {out})")
+
+
+@click.group(short_help="Train the autoencoder or the diffusion model on image + mask tiles.")
+def train() -> None:
+    """Train on DATA_DIR: OpenEarthMap (images/ + labels/), Dubai (tile_*/images + masks) or
+    plain PNG pairs (images/ + masks/, img_A/ + mask_A/).
+
+    OUTPUT becomes a model folder (usable with --model) holding losses.csv (step,loss) and
+    checkpoint-STEP/ folders with a preview.png. A held-out region is never trained on: the
+    bottom-right 256x256 px of every OpenEarthMap tile, or one file in ten otherwise.
+    """
+
+
+@train.command(short_help="Train the autoencoder to reconstruct image crops.")
+@_training_options
+def autoencoder(**kw: Any) -> None:
+    """Train the autoencoder on DATA_DIR's image crops (masks pick the split only)."""
+    _run("autoencoder", {}, **kw)
+
+
+@train.command(short_help="Train the mask encoder and UNet on a frozen autoencoder.")
+@_training_options
+@click.option(
+    "--cache-latents",
+    is_flag=True,
+    help="Encode each crop once and augment its latent (faster; uses memory per crop seen).",
+)
+def diffusion(cache_latents: bool, **kw: Any) -> None:
+    """Train the mask-conditioned diffusion model on DATA_DIR; pass a trained autoencoder with
+    --model (the autoencoder stays frozen)."""
+    _run("diffusion", {"cache_latents": cache_latents}, **kw)

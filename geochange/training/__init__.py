@@ -1,0 +1,1 @@
+"""Training the autoencoder and the diffusion model on folders of image + mask tiles."""

@@ -1,0 +1,412 @@
+"""Training loops for the autoencoder and the diffusion model, with checkpoints and resume.
+
+Both loops share one driver: AdamW, an EMA copy of the weights (the copy is what gets saved as
+the model), a checkpoint every N steps (``out_dir/checkpoint-STEP/``: weights, EMA weights,
+optimizer, ``state.json``), ``out_dir/losses.csv`` (step,loss), a tqdm bar on stderr and a PNG
+preview grid per checkpoint. Every random draw of step ``s`` comes from generators seeded with
+``(seed, s)``, so the checkpoint's step is the whole RNG state: a resumed run draws what an
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, VQModel
+from rasterio.errors import NotGeoreferencedWarning
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from geochange.classes import NODATA, PALETTE
+from geochange.errors import InputError
+from geochange.model import SemanticLDM, one_hot
+from geochange.training.data import TileDataset, augment
+
+LOSSES_FILE = "losses.csv"
+STATE_FILE = "state.json"
+PREVIEW_STEPS = 10
+"""DDIM steps of the preview samples: enough to see whether the layout follows the mask."""
+PREVIEW_COUNT = 4
+LAYOUT_STATS_CROPS = 16
+KL_WEIGHT = 1e-6
+
+Log = Callable[[str], None]
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+PreviewFn = Callable[[SemanticLDM, torch.Tensor, torch.Tensor], np.ndarray]
+Batches = Callable[[Sequence[int], int], tuple[torch.Tensor, torch.Tensor]]
+"""(crop indices, variant) -> (images or latents, masks)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_diffusion(
+    model: SemanticLDM,
+    dataset: TileDataset,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    out_dir: str | Path,
+    checkpoint_every: int,
+    seed: int = 0,
+    resume: bool = False,
+    log: Log | None = None,
+    ema_decay: float = 0.999,
+    device: str = "cpu",
+    progress: bool = True,
+    cache_latents: bool = False,
+) -> SemanticLDM:
+    """Train the mask encoder and UNet (the autoencoder stays frozen); returns the EMA model.
+
+    ``cache_latents`` encodes each crop once (posterior mode, no KL sampling) and rotates and
+    flips the latent with its mask, instead of encoding every augmented crop at every step.
+    At the end the per-class latent statistics for layout-anchored sampling are measured on
+    training crops and the EMA model is saved to ``out_dir``.
+    """
+    model.vae.requires_grad_(False)
+    params = [p for n, p in model.named_parameters() if not n.startswith("vae.")]
+    target = resolve_device(device)
+    batches = LatentCache(model, dataset, target) if cache_latents else _batches(dataset)
+    ema = _run(
+        "diffusion",
+        model,
+        params,
+        model.loss,
+        _diffusion_preview,
+        dataset,
+        batches,
+        steps,
+        batch_size,
+        lr,
+        Path(out_dir),
+        checkpoint_every,
+        seed,
+        resume,
+        log or _quiet,
+        ema_decay,
+        target,
+        progress,
+    )
+    images, masks = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
+    device_ = ema.class_mean.device
+    ema.measure_layout_stats(ema.encode(images.to(device_)), masks.to(device_))
+    return _save_final(ema, out_dir)
+
+
+def train_autoencoder(
+    model: SemanticLDM,
+    dataset: TileDataset,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    out_dir: str | Path,
+    checkpoint_every: int,
+    seed: int = 0,
+    resume: bool = False,
+    log: Log | None = None,
+    ema_decay: float = 0.999,
+    device: str = "cpu",
+    progress: bool = True,
+) -> SemanticLDM:
+    """Train the autoencoder to reconstruct image crops (L1 + L2, plus the KL or VQ term);
+    returns the EMA model, saved to ``out_dir`` with its untouched mask encoder and UNet."""
+    params = list(model.vae.parameters())
+
+    def loss(images: torch.Tensor, _masks: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return autoencoder_loss(model, images, gen)
+
+    ema = _run(
+        "autoencoder",
+        model,
+        params,
+        loss,
+        _autoencoder_preview,
+        dataset,
+        _batches(dataset),
+        steps,
+        batch_size,
+        lr,
+        Path(out_dir),
+        checkpoint_every,
+        seed,
+        resume,
+        log or _quiet,
+        ema_decay,
+        resolve_device(device),
+        progress,
+    )
+    return _save_final(ema, out_dir)
+
+
+def autoencoder_loss(
+    model: SemanticLDM, images: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Reconstruction loss through encode and decode (not ``forward``: AutoencoderTiny's rounds
+    its latents to bytes, which would cut the gradient)."""
+    vae = model.vae
+    extra = torch.zeros((), device=images.device)
+    if isinstance(vae, AutoencoderKL):
+        posterior = vae.encode(images).latent_dist
+        decoded = vae.decode(posterior.sample(generator)).sample
+        extra = KL_WEIGHT * posterior.kl().mean()
+    elif isinstance(vae, VQModel):
+        out = vae.decode(vae.encode(images).latents)
+        decoded, extra = out.sample, out.commit_loss.mean()
+    else:
+        decoded = vae.decode(vae.encode(images).latents).sample
+    error = decoded - images
+    return error.abs().mean() + error.square().mean() + extra
+
+
+def _run(
+    kind: str,
+    model: SemanticLDM,
+    params: list[torch.nn.Parameter],
+    loss_fn: LossFn,
+    preview_fn: PreviewFn,
+    dataset: TileDataset,
+    batches: Batches,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    out_dir: Path,
+    checkpoint_every: int,
+    seed: int,
+    resume: bool,
+    log: Log,
+    ema_decay: float,
+    device: torch.device,
+    progress: bool,
+) -> SemanticLDM:
+    """The shared loop; returns the EMA copy of ``model``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    # Not deepcopy: the copy's UNet hooks would still feed on the original's mask injection.
+    ema = SemanticLDM(model.config).to(device).requires_grad_(False).eval()
+    ema.load_state_dict(model.state_dict())
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    start, elapsed = 0, 0.0
+    latest = latest_checkpoint(out_dir) if resume else None
+    if latest is not None:
+        start, elapsed = _load_checkpoint(latest, model, ema, optimizer, device)
+        log(f"resuming from {latest.name} at step {start}")
+    elif resume:
+        log(f"no checkpoint in {out_dir}; starting from step 0")
+    _truncate_losses(out_dir / LOSSES_FILE, start)
+    began = time.monotonic() - elapsed
+    bar = tqdm(total=steps, initial=start, file=sys.stderr, disable=not progress, desc=kind)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    with (out_dir / LOSSES_FILE).open("a", newline="") as losses:
+        writer = csv.writer(losses)
+        for step in range(start, steps):
+            draw = np.random.default_rng([seed, step])
+            inputs, masks = batches(draw.integers(0, len(dataset), batch_size).tolist(), step)
+            generator = torch.Generator(device).manual_seed(int(draw.integers(2**62)))
+            with autocast:
+                loss = loss_fn(inputs.to(device), masks.to(device), generator)
+            if not torch.isfinite(loss):
+                raise InputError(
+                    f"the {kind} loss is {loss.item()} at step {step + 1}",
+                    "lower --lr, or --resume from an earlier checkpoint with a lower --lr",
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            _update_ema(ema, model, ema_decay, step)
+            writer.writerow([step + 1, f"{loss.item():.6g}"])
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            bar.update(1)
+            done = step + 1
+            if done % checkpoint_every == 0 or done == steps:
+                losses.flush()
+                folder = _save_checkpoint(out_dir, done, model, ema, optimizer, began, seed)
+                # The same first crops at every checkpoint, so previews show progress.
+                shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
+                _write_png(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
+                log(f"wrote {folder}")
+    bar.close()
+    ema.training_summary = {
+        **model.training_summary,
+        kind: {
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "ema_decay": ema_decay,
+            "seed": seed,
+            "device": device.type,
+            "seconds": round(time.monotonic() - began, 1),
+            "data": dataset.split_info(),
+        },
+    }
+    return ema
+
+
+def _batches(dataset: TileDataset) -> Batches:
+    """Batches of augmented crops read from the files."""
+
+    def read(indices: Sequence[int], variant: int) -> tuple[torch.Tensor, torch.Tensor]:
+        items = [dataset.item(i, variant) for i in indices]
+        return torch.stack([x for x, _ in items]), torch.stack([m for _, m in items])
+
+    return read
+
+
+class LatentCache:
+    """Batches of latents + masks: each crop is encoded once, on first use, and augmented in
+    latent space (quarter turns and flips commute with the grid of a convolutional encoder
+    closely enough for training)."""
+
+    def __init__(self, model: SemanticLDM, dataset: TileDataset, device: torch.device) -> None:
+        self.model, self.dataset, self.device = model, dataset, device
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, indices: Sequence[int], variant: int) -> tuple[torch.Tensor, torch.Tensor]:
+        latents, masks = [], []
+        for i in indices:
+            if i not in self.cache:
+                image, mask = self.dataset.unaugmented(i)
+                self.cache[i] = (self.model.encode(image[None].to(self.device))[0].cpu(), mask)
+            latent, mask = self.cache[i]
+            k, flip = self.dataset.augmentation(i, variant)
+            latents.append(augment(latent, k, flip))
+            masks.append(augment(mask, k, flip))
+        return torch.stack(latents), torch.stack(masks)
+
+
+def _update_ema(ema: SemanticLDM, model: SemanticLDM, decay: float, step: int) -> None:
+    """EMA with warm-up (as in diffusers' EMAModel), so short runs are not stuck at init."""
+    rate = 1.0 - min(decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), rate)
+        for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The checkpoint folder with the highest step, if any."""
+    found = [p for p in out_dir.glob("checkpoint-*") if (p / STATE_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _save_checkpoint(
+    out_dir: Path,
+    step: int,
+    model: SemanticLDM,
+    ema: SemanticLDM,
+    optimizer: torch.optim.Optimizer,
+    began: float,
+    seed: int,
+) -> Path:
+    folder = out_dir / f"checkpoint-{step}"
+    folder.mkdir(exist_ok=True)
+    save_file(_contiguous(model.state_dict()), folder / "model.safetensors")
+    save_file(_contiguous(ema.state_dict()), folder / "ema.safetensors")
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    state = {"step": step, "seed": seed, "seconds": time.monotonic() - began}
+    # Written last: a folder without it is an interrupted checkpoint and is ignored.
+    (folder / STATE_FILE).write_text(json.dumps(state) + "\n")
+    return folder
+
+
+def _load_checkpoint(
+    folder: Path,
+    model: SemanticLDM,
+    ema: SemanticLDM,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+) -> tuple[int, float]:
+    model.load_state_dict(load_file(folder / "model.safetensors", device=str(device)))
+    ema.load_state_dict(load_file(folder / "ema.safetensors", device=str(device)))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device))
+    state = json.loads((folder / STATE_FILE).read_text())
+    return int(state["step"]), float(state["seconds"])
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def _truncate_losses(path: Path, step: int) -> None:
+    """Keep the logged losses up to ``step``, so a resumed log has each step once."""
+    rows = []
+    if path.is_file():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.reader(f) if r and r[0] != "step" and int(r[0]) <= step]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([["step", "loss"], *rows])
+
+
+def read_losses(out_dir: str | Path) -> list[tuple[int, float]]:
+    """The (step, loss) rows of a training folder's log."""
+    with (Path(out_dir) / LOSSES_FILE).open(newline="") as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f)]
+
+
+def _save_final(model: SemanticLDM, out_dir: str | Path) -> SemanticLDM:
+    model.cpu().save_pretrained(out_dir)
+    return model
+
+
+@torch.no_grad()
+def _diffusion_preview(model: SemanticLDM, images: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """Rows: mask colours, real crop, a sample from a short DDIM run from pure noise."""
+    scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    scheduler.set_timesteps(PREVIEW_STEPS)
+    f = model.config.downsampling
+    shape = (len(images), model.config.latent_channels, masks.shape[-2] // f, masks.shape[-1] // f)
+    generator = torch.Generator(images.device).manual_seed(0)
+    z = torch.randn(shape, generator=generator, device=images.device)
+    onehot = one_hot(masks)
+    for t in scheduler.timesteps:
+        z = scheduler.step(model.denoise(z, t, onehot), t, z).prev_sample
+    return _grid([_colour(masks), _rgb(images), _rgb(model.decode(z))])
+
+
+@torch.no_grad()
+def _autoencoder_preview(
+    model: SemanticLDM, images: torch.Tensor, _masks: torch.Tensor
+) -> np.ndarray:
+    """Rows: input crops, their reconstructions."""
+    return _grid([_rgb(images), _rgb(model.decode(model.encode(images)))])
+
+
+def _rgb(images: torch.Tensor) -> np.ndarray:
+    return ((images.float().cpu().numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+
+
+def _colour(masks: torch.Tensor) -> np.ndarray:
+    lookup = np.zeros((256, 3), np.uint8)
+    lookup[: len(PALETTE)] = PALETTE
+    lookup[NODATA] = 0
+    return lookup[masks.cpu().numpy()].transpose(0, 3, 1, 2)
+
+
+def _grid(rows: list[np.ndarray]) -> np.ndarray:
+    """(3, H, W) image of rows of (N, 3, h, w) tiles."""
+    return np.concatenate([np.concatenate(list(row), axis=2) for row in rows], axis=1)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    profile = {"driver": "PNG", "width": rgb.shape[2], "height": rgb.shape[1]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", count=3, dtype="uint8", **profile) as dst:
+            dst.write(rgb)
+
+
+def _quiet(_message: str) -> None:
+    """The default log: say nothing."""

@@ -1,0 +1,184 @@
+"""Training data, loops and commands on real crops from ../shared/data with the tiny preset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import mean
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from geochange.classes import NODATA, NUM_CLASSES
+from geochange.cli.train import train
+from geochange.errors import InputError
+from geochange.model import SemanticLDM, load_model, preset
+from geochange.training.data import HELDOUT_SIZE, TileDataset, augment
+from geochange.training.loops import (
+    LatentCache,
+    autoencoder_loss,
+    read_losses,
+    train_diffusion,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny models gain nothing from threads, and on a busy shared machine a second
+    intra-op thread spinning for a core makes each step 10-50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    ("folder", "layout", "files"), [("openearthmap", "openearthmap", 2), ("dubai", "dubai", 72)]
+)
+def test_dataset_finds_pairs_and_crops(shared_data: Path, folder: str, layout: str, files: int):
+    train_set = TileDataset(shared_data / folder, crop=64, seed=1)
+    heldout = TileDataset(shared_data / folder, crop=64, seed=1, split="heldout")
+    assert train_set.layout == heldout.layout == layout
+    if layout == "openearthmap":  # a held-out square inside each labelled tile
+        assert len(train_set.pairs) == len(heldout.pairs) == files
+    else:  # a file is a region: each file in exactly one split
+        train_files = {p.image for p in train_set.pairs}
+        heldout_files = {p.image for p in heldout.pairs}
+        assert not train_files & heldout_files
+        assert len(train_files | heldout_files) == files
+    for dataset in (train_set, heldout):
+        image, mask = dataset.item(5, 3)
+        assert image.shape == (3, 64, 64) and image.dtype == torch.float32
+        assert image.min() >= -1.0 and image.max() <= 1.0 and image.std() > 0
+        assert mask.shape == (64, 64) and mask.dtype == torch.int64
+        values = set(mask.unique().tolist())
+        assert values <= set(range(NUM_CLASSES)) | {NODATA}
+    assert train_set.split_info()["split"] == "train"
+
+
+def test_same_seed_same_crop_and_augmentation_varies(shared_data: Path):
+    a = TileDataset(shared_data / "openearthmap", crop=64, seed=7)
+    b = TileDataset(shared_data / "openearthmap", crop=64, seed=7)
+    for index, variant in [(0, 0), (3, 11)]:
+        (xa, ma), (xb, mb) = a.item(index, variant), b.item(index, variant)
+        assert torch.equal(xa, xb) and torch.equal(ma, mb)
+    other = TileDataset(shared_data / "openearthmap", crop=64, seed=8)
+    assert not torch.equal(a.item(0, 0)[0], other.item(0, 0)[0])
+    variants = {a.item(2, v)[0].flatten()[:64].sum().item() for v in range(8)}
+    assert len(variants) > 1, "flips and rotations should change with the variant"
+
+
+def test_openearthmap_training_crops_avoid_heldout_square(shared_data: Path):
+    crop = 128
+    train_set = TileDataset(shared_data / "openearthmap", crop=crop, seed=0)
+    heldout = TileDataset(shared_data / "openearthmap", crop=crop, seed=0, split="heldout")
+    for index in range(300):
+        pair, row, col = train_set.crop_box(index)
+        assert row + crop <= pair.height - HELDOUT_SIZE or col + crop <= pair.width - HELDOUT_SIZE
+        pair, row, col = heldout.crop_box(index)
+        assert row >= pair.height - HELDOUT_SIZE and col >= pair.width - HELDOUT_SIZE
+
+
+def test_diffusion_overfits_eight_real_crops(shared_data: Path, tmp_path: Path):
+    torch.manual_seed(0)
+    dataset = TileDataset(shared_data / "openearthmap", crop=64, seed=0, length=8)
+    model = SemanticLDM(preset("tiny"))
+    out = tmp_path / "run"
+    trained = train_diffusion(
+        model, dataset, 60, 4, 3e-3, out, checkpoint_every=30, seed=0, progress=False
+    )
+    losses = [loss for _, loss in read_losses(out)]
+    assert len(losses) == 60
+    assert mean(losses[-10:]) < 0.9 * mean(losses[:10])
+    assert (out / "checkpoint-30" / "preview.png").is_file()
+    reloaded = load_model(out)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[key], value), key
+    summary = reloaded.training_summary["diffusion"]
+    assert summary["steps"] == 60 and summary["data"]["layout"] == "openearthmap"
+
+
+def test_cli_resume_continues_from_checkpoint_step(shared_data: Path, tmp_path: Path):
+    data = str(shared_data / "openearthmap")
+    common = ["--preset", "tiny", "--crop", "32", "--batch-size", "2", "--lr", "1e-3"]
+    common += ["--checkpoint-every", "5", "--device", "cpu", "-q"]
+    runner = CliRunner()
+
+    def run(out: Path, steps: int, *extra: str) -> None:
+        result = runner.invoke(
+            train, ["diffusion", data, *common, "--steps", str(steps), "-o", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+
+    run(tmp_path / "a", 10)
+    assert sorted(p.name for p in (tmp_path / "a").glob("checkpoint-*")) == [
+        "checkpoint-10",
+        "checkpoint-5",
+    ]
+    refused = runner.invoke(train, ["diffusion", data, *common, "-o", str(tmp_path / "a")])
+    assert isinstance(refused.exception, InputError)  # needs --resume or --overwrite
+    bad_crop = ["diffusion", data, "--preset", "tiny", "--crop", "30", "-o", str(tmp_path / "c")]
+    assert isinstance(runner.invoke(train, bad_crop).exception, InputError)
+    assert not (tmp_path / "c").exists()
+    run(tmp_path / "a", 15, "--resume")
+    state = json.loads((tmp_path / "a" / "checkpoint-15" / "state.json").read_text())
+    assert state["step"] == 15
+    resumed = read_losses(tmp_path / "a")
+    assert [step for step, _ in resumed] == list(range(1, 16))
+    # The same 15 steps without a break draw the same batches and reach the same losses.
+    run(tmp_path / "b", 15)
+    straight = read_losses(tmp_path / "b")
+    assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in straight], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"autoencoder": "AutoencoderKL"},
+        {"autoencoder": "VQModel", "num_vq_embeddings": 16},
+        {"autoencoder": "AutoencoderTiny", "ae_block_out_channels": (8, 8)},
+    ],
+)
+def test_autoencoder_loss_reaches_the_encoder(changes: dict):
+    model = SemanticLDM(preset("tiny").with_(**changes))
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    autoencoder_loss(model, images, torch.Generator().manual_seed(0)).backward()
+    grads = [p.grad for n, p in model.vae.named_parameters() if n.startswith("encoder")]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_latent_cache_matches_encoding_unaugmented_crops(shared_data: Path):
+    dataset = TileDataset(shared_data / "openearthmap", crop=32, seed=0, length=4)
+    model = SemanticLDM(preset("tiny"))
+    cache = LatentCache(model, dataset, torch.device("cpu"))
+    latents, masks = cache([0, 1], 5)
+    assert latents.shape == (2, 4, 16, 16) and masks.shape == (2, 32, 32)
+    assert torch.equal(masks[0], dataset.item(0, 5)[1])  # mask augmented like its latent
+    k, flip = dataset.augmentation(0, 5)
+    image = dataset.unaugmented(0)[0]
+    assert torch.equal(latents[0], augment(model.encode(image[None])[0], k, flip))
+
+
+def test_cli_autoencoder_then_diffusion_on_plain_pairs(shared_data: Path, tmp_path: Path):
+    data = str(shared_data / "second_examples")
+    common = ["--crop", "32", "--batch-size", "2", "--lr", "3e-3", "--device", "cpu", "-q"]
+    runner = CliRunner()
+    ae = tmp_path / "ae"
+    args = ["autoencoder", data, "--preset", "tiny", "--steps", "30", "--checkpoint-every", "30"]
+    result = runner.invoke(train, [*args, *common, "-o", str(ae)])
+    assert result.exit_code == 0, result.output
+    losses = [loss for _, loss in read_losses(ae)]
+    assert mean(losses[-5:]) < mean(losses[:5])
+    assert (ae / "checkpoint-30" / "preview.png").is_file()
+    assert load_model(ae).training_summary["autoencoder"]["data"]["layout"] == "plain"
+    diff = tmp_path / "diff"
+    args = ["diffusion", data, "--model", str(ae), "--steps", "4", "--checkpoint-every", "4"]
+    args.append("--cache-latents")
+    result = runner.invoke(train, [*args, *common, "-o", str(diff)])
+    assert result.exit_code == 0, result.output
+    trained = load_model(diff)
+    assert set(trained.training_summary) == {"autoencoder", "diffusion"}
+    vae_before = load_model(ae).vae.state_dict()
+    for key, value in trained.vae.state_dict().items():
+        assert torch.equal(value, vae_before[key]), f"the frozen autoencoder changed: {key}"
