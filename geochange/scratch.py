@@ -2,7 +2,8 @@
 
 Events edit overlapping windows (block + halo) many times; a raw file lets them do that with
 plain positioned reads and writes, without holding the raster in memory and without the
-re-encoding and file growth of rewriting compressed GeoTIFF tiles.
+re-encoding and file growth of rewriting compressed GeoTIFF tiles. ``synth`` keeps the painted
+RGB of finished blocks in a three-band one, so later blocks can anchor their halos on it.
 """
 
 from __future__ import annotations
@@ -15,33 +16,46 @@ from rasterio.windows import Window
 
 
 class ScratchRaster:
-    """A (height, width) uint8 array in a file, filled with ``fill``."""
+    """A (height, width) uint8 array in a file, filled with ``fill``.
 
-    def __init__(self, path: Path, height: int, width: int, fill: int = 0) -> None:
+    With ``bands`` > 1 pixels are interleaved on disk (one read per row for all bands) and
+    windows are (bands, h, w), as rasterio reads them.
+    """
+
+    def __init__(self, path: Path, height: int, width: int, fill: int = 0, bands: int = 1) -> None:
         self.path = path
-        self.height, self.width = height, width
+        self.height, self.width, self.bands = height, width, bands
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        row_bytes = width * bands
         if fill:
-            row = np.full(width, fill, np.uint8).tobytes()
+            row = np.full(row_bytes, fill, np.uint8).tobytes()
             for r in range(height):
-                os.pwrite(self._fd, row, r * width)
+                os.pwrite(self._fd, row, r * row_bytes)
         else:
-            os.ftruncate(self._fd, height * width)
+            os.ftruncate(self._fd, height * row_bytes)
 
     def read(self, window: Window) -> np.ndarray:
         r0, c0, h, w = _bounds(window)
-        out = np.empty((h, w), np.uint8)
+        b = self.bands
+        out = np.empty((h, w * b), np.uint8)
         for i in range(h):
-            out[i] = np.frombuffer(os.pread(self._fd, w, (r0 + i) * self.width + c0), np.uint8)
-        return out
+            offset = ((r0 + i) * self.width + c0) * b
+            out[i] = np.frombuffer(os.pread(self._fd, w * b, offset), np.uint8)
+        if b == 1:
+            return out
+        return out.reshape(h, w, b).transpose(2, 0, 1)
 
     def write(self, window: Window, data: np.ndarray) -> None:
         r0, c0, h, w = _bounds(window)
-        if data.shape != (h, w):
+        b = self.bands
+        shape = (h, w) if b == 1 else (b, h, w)
+        if data.shape != shape:
             raise ValueError(f"data of shape {data.shape} does not fit window {window}")
-        block = np.ascontiguousarray(data, np.uint8)
+        if b > 1:
+            data = data.transpose(1, 2, 0)
+        block = np.ascontiguousarray(data, np.uint8).reshape(h, w * b)
         for i in range(h):
-            os.pwrite(self._fd, block[i].tobytes(), (r0 + i) * self.width + c0)
+            os.pwrite(self._fd, block[i].tobytes(), ((r0 + i) * self.width + c0) * b)
 
     def close(self) -> None:
         os.close(self._fd)

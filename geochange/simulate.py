@@ -199,16 +199,22 @@ def simulate(
     block_size: int = DEFAULT_BLOCK,
     reporter: Reporter | None = None,
     painter: Painter | None = None,
+    timestamps: int = 2,
 ) -> Result:
     """Simulate the events on the inputs and write the change maps to folder ``output``.
 
     A ``painter`` adds outputs made from the simulated land cover (the images of ``synth``).
+    ``timestamps`` > 2 chains fresh events on each land cover (t3, t4, ...), written as
+    ``tN_landcover.tif`` and left in the scratch rasters for the painter.
     """
+    if timestamps < 2:
+        raise InputError("--timestamps must be at least 2")
     reporter = reporter or Reporter()
     folder = OutputFolder(output, overwrite)
     plan = plan_for(inputs, block_size)
     grid = inputs.grid
     per_pixel = 4.2 + (12 if painter is not None else 0)  # two RGB images, partial and COG
+    per_pixel *= timestamps / 2
     folder.require_space(int(grid.width * grid.height * per_pixel) + 10_000_000)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -232,6 +238,12 @@ def simulate(
                 inputs, plan, scratch, partial, creation_options, reporter
             )
             timings["write_s"] = time.perf_counter() - tic
+            tic = time.perf_counter()
+            chained = _chain(
+                inputs, plan, scratch, stats, seed, timestamps, partial, creation_options, reporter
+            )
+            files.update(chained)
+            timings["chain_s"] = time.perf_counter() - tic
             painted: dict[str, Path] = {}
             extra: dict = {}
             if painter is not None:
@@ -258,7 +270,8 @@ def simulate(
             "timings": {k: round(v, 3) for k, v in timings.items()},
             **extra,
         }
-        summary["outputs"] += [str(folder.path / path.name) for path in painted.values()]
+        added = [*chained.values(), *painted.values()]
+        summary["outputs"] += [str(folder.path / path.name) for path in added]
         (partial / "run.json").write_text(json.dumps(summary, indent=2))
     reporter.close()
     final = {name: folder.path / path.name for name, path in files.items()}
@@ -453,6 +466,56 @@ def _write(
     for name, count in zip(names, pixels[1:], strict=True):
         changed[name] += int(count)
     return files, polygons, changed
+
+
+def _chain(
+    inputs: Inputs,
+    plan: Plan,
+    scratch: dict[str, ScratchRaster],
+    stats: RegionStats,
+    seed: int,
+    timestamps: int,
+    folder: Path,
+    creation_options: dict[str, str] | None,
+    reporter: Reporter,
+) -> dict[str, Path]:
+    """t3 ... tN: the event pass again on the land cover before, with a seed per timestamp.
+
+    Adds ``scratch["tK"]`` (closed with the others) and writes ``tK_landcover.tif``.
+    """
+    grid, files = inputs.grid, {}
+    for k in range(3, timestamps + 1):
+        before = scratch[f"t{k - 1}"]
+        after = scratch[f"t{k}"] = ScratchRaster(folder / f".t{k}.raw", grid.height, grid.width)
+        block_pixels = np.zeros((plan.rows, plan.cols, NUM_CLASSES), np.int64)
+        for block in plan.blocks():
+            classes = before.read(block.core)
+            after.write(block.core, classes)
+            valid = classes[classes != NODATA]
+            block_pixels[block.row, block.col] = np.bincount(valid, minlength=NUM_CLASSES)
+        event = ScratchRaster(folder / f".event{k}.raw", grid.height, grid.width)
+        try:
+            step = {"t1": before, "t2": after, "event": event}
+            k_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+            _simulate_events(inputs, plan, step, stats, block_pixels, k_seed, reporter)
+        finally:
+            event.close()
+        name = f"t{k}_landcover"
+        raster = StreamingGeoTIFF(
+            folder / f"{name}.tif",
+            grid,
+            0,
+            f"land cover t{k} (OpenEarthMap codes)",
+            gdal_colormap(),
+        )
+        try:
+            for block in plan.blocks():
+                raster.write(block.core, to_codes(after.read(block.core)))
+            files[name] = raster.finish(creation_options or {}, "MODE")
+        finally:
+            raster.discard()
+        write_sidecar(files[name], landcover_qml())
+    return files
 
 
 def _file_info(path: Path) -> dict:

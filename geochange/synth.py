@@ -4,6 +4,8 @@ Runs as the painter of ``simulate`` (after its write pass): block by block in ph
 t1/t2 classes of block + halo are read from the scratch rasters, t1 latents come from a real image
 (``--image``) or are generated from the t1 mask, t2 latents are drawn with the ChangeAnywhere rule
 on the seamless latent canvas, and only each block's core is decoded into ``t1.tif``/``t2.tif``.
+The painted cores are kept in scratch rasters; a later block encodes the ones its halo overlaps
+and pins its halo on them (``anchor``), so its core grows out of its neighbours without a seam.
 
 Noise is drawn per (seed, block, timestamp), so a rerun gives the same pixels.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from geochange.plan import Block, Plan
 from geochange.report import Reporter
 from geochange.sampling import (
     ChangeSchedule,
+    anchor,
     canvas_denoise,
     change_maps,
     sample_change,
@@ -44,8 +47,8 @@ from geochange.writing.geotiff import StreamingGeoTIFF
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
 SAMPLERS = ("ddim", "dpm")
-T1, T2 = 1, 2
-"""Timestamps, part of each block's noise seed."""
+T1 = 1
+"""The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,10 @@ class Painter:
         device: torch.device,
         image: ImageOnGrid | None = None,
         model_info: dict | None = None,
+        *,
+        anchor_blocks: bool = True,
     ) -> None:
+        """``anchor_blocks=False`` paints every block on its own (only to measure seams)."""
         options.check(model)
         self.model = model.to(device=device, dtype=torch.float32).eval()
         self.options = options
@@ -186,6 +192,7 @@ class Painter:
         self.device = device
         self.image = image
         self.model_info = model_info or {}
+        self.anchor_blocks = anchor_blocks
         self.f = model.config.downsampling
         self.model_s = 0.0
         self.windows = 0
@@ -205,28 +212,42 @@ class Painter:
         reporter: Reporter,
     ) -> tuple[dict[str, Path], dict]:
         grid = plan.grid
+        stamps = timestamp_names(scratch)
         rasters = {
             name: StreamingGeoTIFF(folder / f"{name}.tif", grid, None, "", count=3)
-            for name in ("t1", "t2")
+            for name in stamps
         }
         for name, raster in rasters.items():
             raster.dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
             for band, colour in enumerate(("red", "green", "blue"), start=1):
                 raster.dataset.set_band_description(band, f"{colour} {name}")
+        anchored = stamps[1:] if self.image is not None else stamps
+        painted = {
+            name: ScratchRaster(folder / f".{name}_rgb.raw", grid.height, grid.width, bands=3)
+            for name in (anchored if self.anchor_blocks else ())
+        }
+        done: set[tuple[int, int]] = set()
         try:
             reporter.stage("paint", len(plan))
             for block in plan.phased():
-                t1 = scratch["t1"].read(block.window)
-                t2 = scratch["t2"].read(block.window)
-                rgb1, rgb2, valid1 = self.paint_block(block, t1, t2)
+                classes = [scratch[name].read(block.window) for name in stamps]
+                known = painted_mask(plan, block, done)
+                neighbours = (
+                    {name: raster.read(block.window) for name, raster in painted.items()}
+                    if painted and known.any()
+                    else {}
+                )
+                images, valid1 = self.paint_block(block, classes, neighbours, known)
                 rows, cols = block.core_in_window
                 core = block.core
-                rasters["t1"].write(core, rgb1[:, rows, cols])
-                rasters["t2"].write(core, rgb2[:, rows, cols])
-                mask1 = valid1[rows, cols]
-                mask2 = (t2 != NODATA)[rows, cols]
-                rasters["t1"].dataset.write_mask(mask1.astype(np.uint8) * 255, window=core)
-                rasters["t2"].dataset.write_mask(mask2.astype(np.uint8) * 255, window=core)
+                for name, rgb, labels in zip(stamps, images, classes, strict=True):
+                    if name in painted:
+                        painted[name].write(core, rgb[:, rows, cols])
+                    rasters[name].write(core, rgb[:, rows, cols])
+                    valid = valid1 if name == "t1" else labels != NODATA
+                    mask = valid[rows, cols].astype(np.uint8) * 255
+                    rasters[name].dataset.write_mask(mask, window=core)
+                done.add((block.row, block.col))
                 reporter.advance()
             reporter.stage("finish images", len(rasters))
             files = {}
@@ -236,12 +257,15 @@ class Painter:
         finally:
             for raster in rasters.values():
                 raster.discard()
+            for scratch_rgb in painted.values():
+                scratch_rgb.close()
         summary = {
             "model": self.model_info,
             "sampling": {
                 **self.options.to_dict(),
                 "device": str(self.device),
                 "image": None if self.image is None else str(self.image.path),
+                "timestamps": len(stamps),
                 "tile_windows": self.windows,
                 "model_s": round(self.model_s, 3),
             },
@@ -249,31 +273,74 @@ class Painter:
         return files, summary
 
     def paint_block(
-        self, block: Block, t1: np.ndarray, t2: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """RGB uint8 (3, h, w) for t1 and t2 over the block window, and where t1 holds data."""
+        self,
+        block: Block,
+        classes: Sequence[np.ndarray],
+        neighbours: dict[str, np.ndarray] | None = None,
+        known: np.ndarray | None = None,
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """RGB uint8 (3, h, w) per timestamp over the block window, and where t1 holds data.
+
+        ``classes`` are the t1, t2, ... class windows; each image after t1 is drawn from the one
+        before with the ChangeAnywhere rule. ``neighbours`` maps ``t1``, ``t2``, ... to the
+        window's already painted RGB, valid where ``known``; the halo is pinned there so the
+        block continues its neighbours.
+        """
+        neighbours = neighbours or {}
+        t1 = classes[0]
         height, width = t1.shape
         unit = pad_multiple(self.model)
-        pad = (0, -width % unit, 0, -height % unit)
-        cls1 = F.pad(torch.from_numpy(t1).long()[None], pad, value=NODATA).to(self.device)
-        cls2 = F.pad(torch.from_numpy(t2).long()[None], pad, value=NODATA).to(self.device)
-        size = (cls1.shape[-2] // self.f, cls1.shape[-1] // self.f)
+        # Leading pad puts latent cells on the grid's multiples of f, so block borders (multiples
+        # of 512) fall between latent cells and a painted neighbour covers whole cells.
+        top, left = int(block.window.row_off) % self.f, int(block.window.col_off) % self.f
+        pad = (left, -(left + width) % unit, top, -(top + height) % unit)
+        masks = [
+            F.pad(torch.from_numpy(c).long()[None], pad, value=NODATA).to(self.device)
+            for c in classes
+        ]
+        size = (masks[0].shape[-2] // self.f, masks[0].shape[-1] // self.f)
         valid1 = t1 != NODATA
         if self.image is not None:
             rgb1, image_valid = self.image.read(block.window)
             valid1 &= image_valid
-            pixels = torch.from_numpy(rgb1).float()[None] / 127.5 - 1.0
-            z_a = self._tiled(self.model.encode, F.pad(pixels, pad).to(self.device), 1 / self.f)
+            z_a = self._encode(rgb1, pad)
         else:
             # Plain conditional generation: nothing unchanged, so the mixing rule never copies.
             none = torch.zeros((1, 1, *size), device=self.device)
             channels = self.model.config.latent_channels
             blank = torch.zeros((1, channels, *size), device=self.device)
-            z_a = self._sample(block, T1, blank, none, none, cls1)
-            rgb1 = self._to_rgb(z_a, height, width)
-        unchanged, hold = change_maps(cls1, cls2, size, self.options.schedule)
-        z_b = self._sample(block, T2, z_a, unchanged, hold, cls2)
-        return rgb1, self._to_rgb(z_b, height, width), valid1
+            pin = None
+            if "t1" in neighbours:
+                keep = self._anchor_mask(known, pad)
+                blank, none, pin = anchor(blank, none, self._encode(neighbours["t1"], pad), keep)
+            z_a = self._sample(block, T1, blank, none, torch.zeros_like(none), masks[0], pin)
+            rgb1 = self._to_rgb(z_a, pad, height, width)
+        images = [rgb1]
+        for timestamp in range(T1 + 1, len(classes) + 1):
+            before, after = masks[timestamp - 2], masks[timestamp - 1]
+            unchanged, hold = change_maps(before, after, size, self.options.schedule)
+            pin, name = None, f"t{timestamp}"
+            if name in neighbours:
+                keep = self._anchor_mask(known, pad)
+                painted = self._encode(neighbours[name], pad)
+                z_a, unchanged, pin = anchor(z_a, unchanged, painted, keep)
+            z_a = self._sample(block, timestamp, z_a, unchanged, hold, after, pin)
+            images.append(self._to_rgb(z_a, pad, height, width))
+        return images, valid1
+
+    def _encode(self, rgb: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        """Latents of an RGB uint8 (3, h, w) window, padded like the class windows."""
+        pixels = torch.from_numpy(rgb).float()[None] / 127.5 - 1.0
+        return self._tiled(self.model.encode, F.pad(pixels, pad).to(self.device), 1 / self.f)
+
+    def _anchor_mask(self, known: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        """(1, 1, h, w): the latent pixels whose image pixels are all painted.
+
+        None are left free at the edge of the painted area: a free band there would break the
+        continuity the pin is for, right at the core border.
+        """
+        painted = F.pad(torch.from_numpy(known).float()[None, None], pad)
+        return (F.avg_pool2d(painted, self.f) == 1).float().to(self.device)
 
     def _sample(
         self,
@@ -283,8 +350,10 @@ class Painter:
         unchanged: torch.Tensor,
         hold: torch.Tensor,
         classes: torch.Tensor,
+        pin: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Latents for ``classes`` on the fused tile canvas; ``z_a`` anchors where unchanged."""
+        """Latents for ``classes`` on the fused tile canvas; ``z_a`` anchors where unchanged,
+        and for good where ``pin`` is 1 (a halo on painted neighbours)."""
         seed = block_seed(self.seed, block, timestamp)
         generator = torch.Generator().manual_seed(seed)
         mask = one_hot(classes)
@@ -321,6 +390,7 @@ class Painter:
                 opts.steps,
                 opts.schedule,
                 opts.eta,
+                pin=pin,
                 start_latent=start,
                 start_fraction=fraction,
             )
@@ -353,9 +423,41 @@ class Painter:
             norm[target[0], target[1]] += up.to(x.device)
         return out / norm
 
-    def _to_rgb(self, latents: torch.Tensor, height: int, width: int) -> np.ndarray:
-        image = self._tiled(self.model.decode, latents, self.f)[0, :, :height, :width]
+    def _to_rgb(
+        self, latents: torch.Tensor, pad: tuple[int, int, int, int], height: int, width: int
+    ) -> np.ndarray:
+        image = self._tiled(self.model.decode, latents, self.f)
+        image = image[0, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width]
         return ((image + 1.0) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+
+
+def timestamp_names(scratch: dict[str, ScratchRaster]) -> list[str]:
+    """``t1``, ``t2``, ... as far as ``simulate`` left class rasters for them."""
+    count = 2
+    while f"t{count + 1}" in scratch:
+        count += 1
+    return [f"t{k}" for k in range(1, count + 1)]
+
+
+def painted_mask(plan: Plan, block: Block, done: set[tuple[int, int]]) -> np.ndarray:
+    """Where ``block``'s window holds cores of the ``done`` blocks (a halo reaches only the
+    eight neighbours, being at most half a block)."""
+    window = block.window
+    r0, c0 = int(window.row_off), int(window.col_off)
+    known = np.zeros((int(window.height), int(window.width)), bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if (block.row + dr, block.col + dc) not in done:
+                continue
+            core = plan.block(block.row + dr, block.col + dc).core
+            rows = slice(
+                max(int(core.row_off) - r0, 0), max(int(core.row_off + core.height) - r0, 0)
+            )
+            cols = slice(
+                max(int(core.col_off) - c0, 0), max(int(core.col_off + core.width) - c0, 0)
+            )
+            known[rows, cols] = True
+    return known
 
 
 def model_info(folder: Path, model: SemanticLDM) -> dict:

@@ -75,6 +75,14 @@ from geochange.simulate import simulate as run_simulation
     show_default=True,
     help="Overlap of neighbouring tile windows, in image pixels (fused every step).",
 )
+@click.option(
+    "--timestamps",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Images t1 ... tN: from t3 on, the events run again on the land cover before "
+    "(tN_landcover.tif) and tN is painted from t(N-1).",
+)
 def synth(
     region: str,
     classes: str,
@@ -103,10 +111,12 @@ def synth(
     batch_size: int,
     tile_size: int,
     overlap: int,
+    timestamps: int,
 ) -> None:
     """Simulate land-cover change events on REGION and paint the before/after images.
 
-    Writes everything `geochange simulate` writes plus t1.tif and t2.tif: RGB uint8
+    Writes everything `geochange simulate` writes plus t1.tif and t2.tif (... tN.tif and
+    tN_landcover.tif with --timestamps N): RGB uint8
     Cloud-Optimized GeoTIFFs on the same grid, with an internal mask for no-data. run.json
     records the model (path, preset, sha256) and the sampling parameters.
 
@@ -143,7 +153,9 @@ def synth(
     ) as inputs:
         if dry_run:
             plan = describe(inputs, plan_for(inputs, block_size), Path(output))
-            plan["outputs"] += [str(Path(output) / name) for name in ("t1.tif", "t2.tif")]
+            names = [f"t{k}_landcover.tif" for k in range(3, timestamps + 1)]
+            names += [f"t{k}.tif" for k in range(1, timestamps + 1)]
+            plan["outputs"] += [str(Path(output) / name) for name in names]
             plan["model"] = {"path": str(folder), "sha256": model_hash(folder)}
             plan["sampling"] = options.to_dict()
             if json_lines:
@@ -169,6 +181,7 @@ def synth(
                 block_size=block_size,
                 reporter=reporter,
                 painter=painter,
+                timestamps=timestamps,
             )
         finally:
             if picture is not None:
@@ -176,7 +189,8 @@ def synth(
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:
-        click.echo(f"Wrote {result.output} (t1.tif, t2.tif and the change maps)", err=True)
+        images = ", ".join(f"t{k}.tif" for k in range(1, timestamps + 1))
+        click.echo(f"Wrote {result.output} ({images} and the change maps)", err=True)
 
 
 # Every option of `simulate` means the same here; REGION stays the first argument.
