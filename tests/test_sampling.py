@@ -195,6 +195,11 @@ def test_start_latent_skips_to_the_start_fraction() -> None:
         denoise, scheduler, z_a, unchanged, hold, gen, 20, start_latent=z_a, start_fraction=0.4
     )
     assert [t for _, t in seen] == scheduler.timesteps[8:].tolist()
+    denoise, seen = record()
+    sample_change(
+        denoise, ddim(), z_a, unchanged, hold, gen, 1, start_latent=z_a, start_fraction=0.7
+    )
+    assert len(seen) == 1, "a start fraction that rounds past the end still runs the last step"
 
 
 def test_anchored_halo_is_pinned_at_every_step() -> None:

@@ -165,7 +165,7 @@ def sample_change(
     else:
         if not 0.0 <= start_fraction < 1.0:
             raise ValueError(f"start_fraction is a fraction in [0, 1), got {start_fraction}")
-        first = round(start_fraction * n)
+        first = min(round(start_fraction * n), n - 1)  # at least one step runs
         a = alphas_cumprod[int(timesteps[first])]
         z = a.sqrt() * start_latent + (1 - a).sqrt() * z
 
