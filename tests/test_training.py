@@ -182,3 +182,10 @@ def test_cli_autoencoder_then_diffusion_on_plain_pairs(shared_data: Path, tmp_pa
     vae_before = load_model(ae).vae.state_dict()
     for key, value in trained.vae.state_dict().items():
         assert torch.equal(value, vae_before[key]), f"the frozen autoencoder changed: {key}"
+
+
+def test_default_crops_overlap_at_a_quarter_crop_stride(shared_data):
+    dataset = TileDataset(shared_data / "openearthmap", crop=256, seed=0)
+    assert len(dataset) == 512, "two 1024² tiles minus the held-out corners, stride 64 px"
+    corners = {tuple(dataset.crop_box(i)[1:]) for i in range(len(dataset))}
+    assert len(corners) > 400

@@ -60,6 +60,12 @@ def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Crop edge in pixels; a multiple of the model's total downsampling.",
         ),
         click.option(
+            "--crops",
+            type=click.IntRange(1),
+            help="Distinct crop positions to draw from. Default: one per quarter-crop stride "
+            "over the training area.",
+        ),
+        click.option(
             "--lr", type=float, default=1e-4, show_default=True, help="AdamW learning rate."
         ),
         click.option(
@@ -134,7 +140,9 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     multiple = model.config.downsampling * 2 ** (len(model.config.unet_block_out_channels) - 1)
     if kw["crop"] % multiple:
         raise InputError(f"--crop {kw['crop']} is not a multiple of {multiple} for this model")
-    dataset = TileDataset(kw["data_dir"], kw["crop"], kw["classes"], "train", kw["seed"])
+    dataset = TileDataset(
+        kw["data_dir"], kw["crop"], kw["classes"], "train", kw["seed"], length=kw["crops"]
+    )
     log = (lambda _m: None) if kw["quiet"] else (lambda m: click.echo(m, err=True))
     trainer(
         model,

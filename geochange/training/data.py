@@ -91,8 +91,9 @@ class TileDataset(Dataset):
     """Random crops of image + mask tiles: images (3, c, c) float32 in [-1, 1], masks (c, c)
     int64 class indices with ``NODATA`` (255) kept.
 
-    ``length`` is the number of distinct crops (default: about one per crop-sized area of the
-    split); crop positions depend on ``(seed, index)`` only, augmentations also on ``variant``
+    ``length`` is the number of distinct crops (default: one per quarter-crop stride over the
+    split's area, so neighbouring crops overlap and the model sees many framings); crop positions
+    depend on ``(seed, index)`` only, augmentations also on ``variant``
     (the training step), so a few crops can be overfit while flips and rotations still vary.
     """
 
@@ -119,7 +120,7 @@ class TileDataset(Dataset):
             raise InputError(f"the {split} split of {self.root} is empty (crop {crop} px)")
         self._scale: dict[Path, float] = {}
         area = sum((p.box[2] - p.box[0]) * (p.box[3] - p.box[1]) for p in self.pairs)
-        self.length = length or max(len(self.pairs), area // crop**2)
+        self.length = length or max(len(self.pairs), area // max(crop // 4, 1) ** 2)
 
     def _split_pairs(self, files: list[tuple[Path, Path]]) -> list[Pair]:
         pairs = []
