@@ -47,6 +47,7 @@ from geochange.writing.geotiff import StreamingGeoTIFF
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
 SAMPLERS = ("ddim", "dpm")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 T1 = 1
 """The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
 
@@ -62,6 +63,7 @@ class SamplingOptions:
     tile_size: int = 256
     overlap: int = 64
     batch_size: int = 4
+    precision: str = "fp32"
     schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
 
     def check(self, model: SemanticLDM) -> None:
@@ -73,6 +75,7 @@ class SamplingOptions:
             (self.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}"),
             (self.sampler == "ddim" or self.eta == 0.0, "--eta applies to ddim only; leave it 0"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (
                 self.tile_size > 0 and self.tile_size % unit == 0,
                 f"--tile-size must be a positive multiple of {unit} pixels for this model",
@@ -186,6 +189,8 @@ class Painter:
     ) -> None:
         """``anchor_blocks=False`` paints every block on its own (only to measure seams)."""
         options.check(model)
+        if options.precision == "fp16" and device.type != "cuda":
+            raise InputError("--precision fp16 needs --device cuda", "use bf16 or fp32 on a CPU")
         self.model = model.to(device=device, dtype=torch.float32).eval()
         self.options = options
         self.seed = seed
@@ -196,6 +201,13 @@ class Painter:
         self.f = model.config.downsampling
         self.model_s = 0.0
         self.windows = 0
+
+    def _autocast(self) -> torch.autocast:
+        """Mixed precision for the model's arithmetic; weights and latents stay float32."""
+        precision = self.options.precision
+        return torch.autocast(
+            self.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"
+        )
 
     def scheduler(self) -> SchedulerMixin:
         if self.options.sampler == "dpm":
@@ -237,7 +249,8 @@ class Painter:
                     if painted and known.any()
                     else {}
                 )
-                images, valid1 = self.paint_block(block, classes, neighbours, known)
+                with self._autocast():
+                    images, valid1 = self.paint_block(block, classes, neighbours, known)
                 rows, cols = block.core_in_window
                 core = block.core
                 for name, rgb, labels in zip(stamps, images, classes, strict=True):

@@ -41,6 +41,13 @@ from geochange.simulate import simulate as run_simulation
     "--eta", type=float, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)."
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default="fp32",
+    show_default=True,
+    help="Model arithmetic: fp32, or bf16/fp16 autocast (fp16 on CUDA only).",
+)
+@click.option(
     "--guidance",
     type=float,
     default=1.0,
@@ -106,6 +113,7 @@ def synth(
     steps: int,
     sampler: str,
     eta: float,
+    precision: str,
     guidance: float,
     device: str,
     batch_size: int,
@@ -138,7 +146,9 @@ def synth(
     )
 
     reporter = make_reporter(json_lines, verbose, quiet)
-    options = SamplingOptions(steps, sampler, eta, guidance, tile_size, overlap, batch_size)
+    options = SamplingOptions(
+        steps, sampler, eta, guidance, tile_size, overlap, batch_size, precision
+    )
     folder = resolve_model(model_spec)
     with open_inputs(
         region,
