@@ -122,6 +122,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         str(spec["tile_size"]),
         "--batch-size",
         str(spec["batch_size"]),
+        "--precision",
+        spec["precision"],
         "--seed",
         "0",
         "--json",
@@ -186,6 +188,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="Region edge in pixels.")
     parser.add_argument("--tile-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--work", type=Path, help="Working folder (default: a temporary one).")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: a JSON spec
     args = parser.parse_args()
@@ -213,6 +216,7 @@ def main() -> None:
                 "size": args.size,
                 "tile_size": args.tile_size,
                 "batch_size": args.batch_size,
+                "precision": args.precision,
                 "region": str(region),
                 "work": str(work),
                 "result": str(work / f"result_{name}.json"),
