@@ -104,7 +104,7 @@ class ClassScheme:
         if self.colours is None and data.dtype in (np.uint8, np.uint16):
             classes = self._direct_table(data.dtype)[data]
         else:
-            keys, lut = self._lookup()
+            keys, lut = self._lookup
             packed = self._packed(data)
             position = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
             classes = np.where(keys[position] == packed, lut[position], _UNKNOWN).astype(np.uint8)
@@ -131,7 +131,9 @@ class ClassScheme:
             self._tables[dtype] = table
         return self._tables[dtype]
 
+    @cached_property
     def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted known values (packed RGB for colours) and their class indices."""
         if self.colours is not None:
             table = {_pack_one(rgb): idx for rgb, idx in self.colours.items()}
         else:

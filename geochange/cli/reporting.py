@@ -18,6 +18,14 @@ def emit(kind: str, **fields: object) -> None:
     sys.stdout.flush()
 
 
+def print_plan(plan: dict, json_lines: bool) -> None:
+    """A ``--dry-run`` plan: one JSON line in ``--json`` mode, indented JSON otherwise."""
+    if json_lines:
+        emit("plan", **plan)
+    else:
+        click.echo(json.dumps(plan, indent=2))
+
+
 class TerminalReporter(Reporter):
     """Progress bar on stderr (unless quiet), warnings as log lines."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -15,7 +14,7 @@ from geochange.cli.options import (
     seed_opt,
     verbosity,
 )
-from geochange.cli.reporting import emit, make_reporter
+from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.simulate import DEFAULT_BLOCK, describe, open_inputs, plan_for
 from geochange.simulate import simulate as run_simulation
 
@@ -131,10 +130,7 @@ def simulate(
     ) as inputs:
         if dry_run:
             plan = describe(inputs, plan_for(inputs, block_size), Path(output))
-            if json_lines:
-                emit("plan", **plan)
-            else:
-                click.echo(json.dumps(plan, indent=2))
+            print_plan(plan, json_lines)
             return
         result = run_simulation(
             inputs,

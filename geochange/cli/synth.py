@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from geochange.cli.reporting import emit, make_reporter
+from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.cli.simulate import simulate as simulate_command
 from geochange.simulate import describe, open_inputs, plan_for
 from geochange.simulate import simulate as run_simulation
@@ -168,10 +167,7 @@ def synth(
             plan["outputs"] += [str(Path(output) / name) for name in names]
             plan["model"] = {"path": str(folder), "sha256": model_hash(folder)}
             plan["sampling"] = options.to_dict()
-            if json_lines:
-                emit("plan", **plan)
-            else:
-                click.echo(json.dumps(plan, indent=2))
+            print_plan(plan, json_lines)
             return
         model = load_model(folder)
         picture = None

@@ -64,11 +64,5 @@ def _lookup(name: str) -> type[Event]:
 
 
 def _parse_param(cls: type[Event], text: str) -> dict[str, object]:
-    key, _, value = text.partition("=")
-    params = {p.name: p for p in cls.params}
-    if key.strip() not in params:
-        raise InputError(
-            f"event {cls.name!r} has no parameter {key.strip()!r}",
-            f"valid parameters: {', '.join(params) or 'none'} (see `geochange events`)",
-        )
-    return {key.strip(): params[key.strip()].parse(cls.name, value.strip())}
+    key, _, value = (part.strip() for part in text.partition("="))
+    return {key: cls.param(key).parse(cls.name, value)}

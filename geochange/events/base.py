@@ -137,14 +137,21 @@ class Event(ABC):
     """How far an edit may reach from its anchor, in metres (the plan's halo covers it)."""
 
     def __init__(self, **values: Any) -> None:
-        known = {p.name: p for p in self.params}
         for key in values:
-            if key not in known:
-                raise InputError(
-                    f"event {self.name!r} has no parameter {key!r}",
-                    f"valid parameters: {', '.join(known) or 'none'} (see `geochange events`)",
-                )
+            self.param(key)
         self.values = {p.name: values.get(p.name, p.default) for p in self.params}
+
+    @classmethod
+    def param(cls, key: str) -> Param:
+        """The parameter named ``key``; an unknown name is an error listing the valid ones."""
+        for param in cls.params:
+            if param.name == key:
+                return param
+        names = ", ".join(p.name for p in cls.params) or "none"
+        raise InputError(
+            f"event {cls.name!r} has no parameter {key!r}",
+            f"valid parameters: {names} (see `geochange events`)",
+        )
 
     def __getattr__(self, key: str) -> Any:
         values = self.__dict__.get("values", {})

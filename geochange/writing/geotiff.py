@@ -14,8 +14,10 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from geochange.classes import gdal_colormap, to_codes
 from geochange.grid import Grid
 from geochange.plan import TILE
+from geochange.writing.qml import landcover_qml, write_sidecar
 
 DEFAULT_CREATION_OPTIONS = {"COMPRESS": "DEFLATE", "NUM_THREADS": "ALL_CPUS"}
 GDAL_CACHE_MB = 64
@@ -80,9 +82,6 @@ def write_landcover(
     path: Path, grid: Grid, indices: np.ndarray, creation_options: dict[str, str] | None = None
 ) -> Path:
     """Write an in-memory land cover (class indices) as a styled COG with its ``.qml``."""
-    from geochange.classes import gdal_colormap, to_codes
-    from geochange.writing.qml import landcover_qml, write_sidecar
-
     raster = StreamingGeoTIFF(path, grid, 0, "land cover (OpenEarthMap codes)", gdal_colormap())
     try:
         raster.write(Window(0, 0, grid.width, grid.height), to_codes(indices))
