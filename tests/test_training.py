@@ -14,7 +14,7 @@ from geochange.classes import NODATA, NUM_CLASSES
 from geochange.cli.train import train
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, load_model, preset
-from geochange.training.data import HELDOUT_SIZE, TileDataset, augment
+from geochange.training.data import HELDOUT_SIZE, MixedTiles, TileDataset, augment, open_tiles
 from geochange.training.loops import (
     LatentCache,
     autoencoder_loss,
@@ -95,7 +95,7 @@ def test_diffusion_overfits_eight_real_crops(shared_data: Path, tmp_path: Path):
     reloaded = load_model(out)
     for key, value in trained.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value), key
-    summary = reloaded.training_summary["diffusion"]
+    summary = reloaded.training_summary["diffusion"][-1]
     assert summary["steps"] == 60 and summary["data"]["layout"] == "openearthmap"
 
 
@@ -171,7 +171,7 @@ def test_cli_autoencoder_then_diffusion_on_plain_pairs(shared_data: Path, tmp_pa
     losses = [loss for _, loss in read_losses(ae)]
     assert mean(losses[-5:]) < mean(losses[:5])
     assert (ae / "checkpoint-30" / "preview.png").is_file()
-    assert load_model(ae).training_summary["autoencoder"]["data"]["layout"] == "plain"
+    assert load_model(ae).training_summary["autoencoder"][-1]["data"]["layout"] == "plain"
     diff = tmp_path / "diff"
     args = ["diffusion", data, "--model", str(ae), "--steps", "4", "--checkpoint-every", "4"]
     args.append("--cache-latents")
@@ -189,3 +189,36 @@ def test_default_crops_overlap_at_a_quarter_crop_stride(shared_data):
     assert len(dataset) == 512, "two 1024² tiles minus the held-out corners, stride 64 px"
     corners = {tuple(dataset.crop_box(i)[1:]) for i in range(len(dataset))}
     assert len(corners) > 400
+
+
+def test_mixed_folders_are_drawn_equally_often(shared_data: Path):
+    folders = [shared_data / "openearthmap", shared_data / "dubai"]
+    mixed = open_tiles(folders, crop=64, seed=2)
+    assert isinstance(mixed, MixedTiles)
+    oem, dubai = (TileDataset(f, crop=64, seed=2) for f in folders)
+    assert len(mixed) == 2 * max(len(oem), len(dubai))
+    # Even indices come from the first folder, odd ones from the second, wrapping the smaller.
+    wrapped = len(oem) + 3
+    assert torch.equal(mixed.item(2 * wrapped, 1)[0], oem.item(3, 1)[0])
+    assert torch.equal(mixed.item(2 * 5 + 1, 1)[0], dubai.item(5, 1)[0])
+    info = mixed.split_info()
+    assert [f["layout"] for f in info["folders"]] == ["openearthmap", "dubai"]
+    assert isinstance(open_tiles(folders[:1], crop=64), TileDataset)
+
+
+def test_decoder_only_keeps_the_latents_and_records_stages(shared_data: Path, tmp_path: Path):
+    data = str(shared_data / "second_examples")
+    common = ["--crop", "32", "--batch-size", "2", "--lr", "3e-3", "--device", "cpu", "-q"]
+    runner = CliRunner()
+    first, second = tmp_path / "first", tmp_path / "second"
+    args = ["autoencoder", data, "--preset", "tiny", "--steps", "3", "--checkpoint-every", "3"]
+    assert runner.invoke(train, [*args, *common, "-o", str(first)]).exit_code == 0
+    args = ["autoencoder", data, "--model", str(first), "--decoder-only", "--steps", "3"]
+    result = runner.invoke(train, [*args, "--checkpoint-every", "3", *common, "-o", str(second)])
+    assert result.exit_code == 0, result.output
+    before, after = load_model(first).vae.state_dict(), load_model(second).vae.state_dict()
+    for key, value in after.items():
+        same = torch.equal(value, before[key])
+        assert same == key.startswith(("encoder.", "quant_conv.")), key
+    stages = load_model(second).training_summary["autoencoder"]
+    assert [(s["steps"], s["decoder_only"]) for s in stages] == [(3, False), (3, True)]

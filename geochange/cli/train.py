@@ -17,7 +17,9 @@ from geochange.model.config import PRESETS
 def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options both subcommands share, so they mean the same in each."""
     options = [
-        click.argument("data_dir", type=click.Path(exists=True, file_okay=False)),
+        click.argument(
+            "data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False)
+        ),
         click.option(
             "--classes",
             metavar="SCHEME|YAML",
@@ -119,7 +121,7 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     import torch
 
     from geochange.model import SemanticLDM, load_model, preset
-    from geochange.training.data import TileDataset
+    from geochange.training.data import open_tiles
     from geochange.training.loops import train_autoencoder, train_diffusion
 
     trainer = {"autoencoder": train_autoencoder, "diffusion": train_diffusion}[part]
@@ -140,8 +142,8 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     multiple = model.config.downsampling * 2 ** (len(model.config.unet_block_out_channels) - 1)
     if kw["crop"] % multiple:
         raise InputError(f"--crop {kw['crop']} is not a multiple of {multiple} for this model")
-    dataset = TileDataset(
-        kw["data_dir"], kw["crop"], kw["classes"], "train", kw["seed"], length=kw["crops"]
+    dataset = open_tiles(
+        kw["data_dirs"], kw["crop"], kw["classes"], "train", kw["seed"], length=kw["crops"]
     )
     log = (lambda _m: None) if kw["quiet"] else (lambda m: click.echo(m, err=True))
     trainer(
@@ -165,8 +167,9 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
 
 @click.group(short_help="Train the autoencoder or the diffusion model on image + mask tiles.")
 def train() -> None:
-    """Train on DATA_DIR: OpenEarthMap (images/ + labels/), Dubai (tile_*/images + masks) or
-    plain PNG pairs (images/ + masks/, img_A/ + mask_A/).
+    """Train on one or more DATA_DIRS, each folder drawn equally often: OpenEarthMap (images/ +
+    labels/), Dubai (tile_*/images + masks) or plain PNG pairs (images/ + masks/, img_A/ +
+    mask_A/).
 
     OUTPUT becomes a model folder (usable with --model) holding losses.csv (step,loss) and
     checkpoint-STEP/ folders with a preview.png. A held-out region is never trained on: the
@@ -176,9 +179,15 @@ def train() -> None:
 
 @train.command(short_help="Train the autoencoder to reconstruct image crops.")
 @_training_options
-def autoencoder(**kw: Any) -> None:
-    """Train the autoencoder on DATA_DIR's image crops (masks pick the split only)."""
-    _run("autoencoder", {}, **kw)
+@click.option(
+    "--decoder-only",
+    is_flag=True,
+    help="Train only the decoder of --model's autoencoder: its latents stay the same, so its "
+    "diffusion model stays valid.",
+)
+def autoencoder(decoder_only: bool, **kw: Any) -> None:
+    """Train the autoencoder on the image crops of DATA_DIRS (masks pick the split only)."""
+    _run("autoencoder", {"decoder_only": decoder_only}, **kw)
 
 
 @train.command(short_help="Train the mask encoder and UNet on a frozen autoencoder.")
@@ -189,6 +198,6 @@ def autoencoder(**kw: Any) -> None:
     help="Encode each crop once and augment its latent (faster; uses memory per crop seen).",
 )
 def diffusion(cache_latents: bool, **kw: Any) -> None:
-    """Train the mask-conditioned diffusion model on DATA_DIR; pass a trained autoencoder with
+    """Train the mask-conditioned diffusion model on DATA_DIRS; pass a trained autoencoder with
     --model (the autoencoder stays frozen)."""
     _run("diffusion", {"cache_latents": cache_latents}, **kw)

@@ -238,6 +238,61 @@ class TileDataset(Dataset):
         return classes
 
 
+class MixedTiles:
+    """Several tile folders as one dataset, each folder drawn equally often.
+
+    Folders differ in size by orders of magnitude (two OpenEarthMap tiles, 72 Dubai images), so
+    index ``i`` picks folder ``i % n`` and crop ``i // n`` in it: a small folder's crops repeat
+    rather than drown in a large one's.
+    """
+
+    def __init__(self, parts: list[TileDataset]) -> None:
+        self.parts = parts
+        self.length = len(parts) * max(len(p) for p in parts)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _locate(self, index: int) -> tuple[TileDataset, int]:
+        part = self.parts[index % len(self.parts)]
+        return part, (index // len(self.parts)) % len(part)
+
+    def item(self, index: int, variant: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part, local = self._locate(index)
+        return part.item(local, variant)
+
+    def unaugmented(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        part, local = self._locate(index)
+        return part.unaugmented(local)
+
+    def augmentation(self, index: int, variant: int) -> tuple[int, bool]:
+        part, local = self._locate(index)
+        return part.augmentation(local, variant)
+
+    def split_info(self) -> dict[str, Any]:
+        return {
+            "mixing": "folders drawn equally often",
+            "folders": [p.split_info() for p in self.parts],
+        }
+
+
+TrainingData = TileDataset | MixedTiles
+
+
+def open_tiles(
+    roots: list[str | Path],
+    crop: int = 256,
+    classes: str | None = None,
+    split: Split = "train",
+    seed: int = 0,
+    length: int | None = None,
+    augment: bool = True,
+) -> TrainingData:
+    """One folder as a ``TileDataset``, several as ``MixedTiles`` (each with its own layout)."""
+    parts = [TileDataset(r, crop, classes, split, seed, augment, length) for r in roots]
+    return parts[0] if len(parts) == 1 else MixedTiles(parts)
+
+
 def _overlaps(crop: tuple[int, int, int], box: tuple[int, int, int, int]) -> bool:
     """Whether the square crop (row, col, size) intersects the box (row0, col0, row1, col1)."""
     row, col, size = crop

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from geochange.classes import NODATA, PALETTE
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, one_hot
-from geochange.training.data import TileDataset, augment
+from geochange.training.data import TrainingData, augment
 
 LOSSES_FILE = "losses.csv"
 STATE_FILE = "state.json"
@@ -38,6 +38,8 @@ PREVIEW_STEPS = 10
 PREVIEW_COUNT = 4
 LAYOUT_STATS_CROPS = 16
 KL_WEIGHT = 1e-6
+LATENT_MAKERS = ("encoder.", "quant_conv.", "quantize.")
+"""Autoencoder parameter prefixes that shape the latents (frozen by ``decoder_only``)."""
 
 Log = Callable[[str], None]
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
@@ -55,7 +57,7 @@ def resolve_device(name: str) -> torch.device:
 
 def train_diffusion(
     model: SemanticLDM,
-    dataset: TileDataset,
+    dataset: TrainingData,
     steps: int,
     batch_size: int,
     lr: float,
@@ -108,7 +110,7 @@ def train_diffusion(
 
 def train_autoencoder(
     model: SemanticLDM,
-    dataset: TileDataset,
+    dataset: TrainingData,
     steps: int,
     batch_size: int,
     lr: float,
@@ -120,10 +122,19 @@ def train_autoencoder(
     ema_decay: float = 0.999,
     device: str = "cpu",
     progress: bool = True,
+    decoder_only: bool = False,
 ) -> SemanticLDM:
     """Train the autoencoder to reconstruct image crops (L1 + L2, plus the KL or VQ term);
-    returns the EMA model, saved to ``out_dir`` with its untouched mask encoder and UNet."""
-    params = list(model.vae.parameters())
+    returns the EMA model, saved to ``out_dir`` with its untouched mask encoder and UNet.
+
+    ``decoder_only`` freezes everything that makes the latents (encoder, quantizer), so a
+    diffusion model already trained on them stays valid while the images get sharper.
+    """
+    model.vae.requires_grad_(True)
+    if decoder_only:
+        for name, param in model.vae.named_parameters():
+            param.requires_grad_(not name.startswith(LATENT_MAKERS))
+    params = [p for p in model.vae.parameters() if p.requires_grad]
 
     def loss(images: torch.Tensor, _masks: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return autoencoder_loss(model, images, gen)
@@ -148,6 +159,7 @@ def train_autoencoder(
         resolve_device(device),
         progress,
     )
+    ema.training_summary["autoencoder"][-1]["decoder_only"] = decoder_only
     return _save_final(ema, out_dir)
 
 
@@ -177,7 +189,7 @@ def _run(
     params: list[torch.nn.Parameter],
     loss_fn: LossFn,
     preview_fn: PreviewFn,
-    dataset: TileDataset,
+    dataset: TrainingData,
     batches: Batches,
     steps: int,
     batch_size: int,
@@ -238,23 +250,28 @@ def _run(
                 _write_png(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
                 log(f"wrote {folder}")
     bar.close()
+    # A model trained in stages (more steps, a decoder refit) keeps one record per stage.
+    earlier = model.training_summary.get(kind, [])
     ema.training_summary = {
         **model.training_summary,
-        kind: {
-            "steps": steps,
-            "batch_size": batch_size,
-            "lr": lr,
-            "ema_decay": ema_decay,
-            "seed": seed,
-            "device": device.type,
-            "seconds": round(time.monotonic() - began, 1),
-            "data": dataset.split_info(),
-        },
+        kind: [
+            *([earlier] if isinstance(earlier, dict) else earlier),
+            {
+                "steps": steps,
+                "batch_size": batch_size,
+                "lr": lr,
+                "ema_decay": ema_decay,
+                "seed": seed,
+                "device": device.type,
+                "seconds": round(time.monotonic() - began, 1),
+                "data": dataset.split_info(),
+            },
+        ],
     }
     return ema
 
 
-def _batches(dataset: TileDataset) -> Batches:
+def _batches(dataset: TrainingData) -> Batches:
     """Batches of augmented crops read from the files."""
 
     def read(indices: Sequence[int], variant: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -269,7 +286,7 @@ class LatentCache:
     latent space (quarter turns and flips commute with the grid of a convolutional encoder
     closely enough for training)."""
 
-    def __init__(self, model: SemanticLDM, dataset: TileDataset, device: torch.device) -> None:
+    def __init__(self, model: SemanticLDM, dataset: TrainingData, device: torch.device) -> None:
         self.model, self.dataset, self.device = model, dataset, device
         self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -278,8 +295,10 @@ class LatentCache:
         for i in indices:
             if i not in self.cache:
                 image, mask = self.dataset.unaugmented(i)
-                self.cache[i] = (self.model.encode(image[None].to(self.device))[0].cpu(), mask)
+                latent = self.model.encode(image[None].to(self.device))[0].cpu()
+                self.cache[i] = (latent, mask.to(torch.uint8))  # classes and NODATA fit a byte
             latent, mask = self.cache[i]
+            mask = mask.long()
             k, flip = self.dataset.augmentation(i, variant)
             latents.append(augment(latent, k, flip))
             masks.append(augment(mask, k, flip))
