@@ -29,7 +29,7 @@ from rasterio.windows import Window
 from geochange.classes import NODATA
 from geochange.errors import InputError
 from geochange.grid import Grid, open_raster
-from geochange.model import SemanticLDM, one_hot
+from geochange.model import SemanticLDM, load_model, one_hot
 from geochange.plan import Block, Plan
 from geochange.report import Reporter
 from geochange.sampling import (
@@ -42,7 +42,7 @@ from geochange.sampling import (
 )
 from geochange.sampling import tile_windows as latent_windows
 from geochange.scratch import ScratchRaster
-from geochange.simulate import Inputs
+from geochange.simulate import DEFAULT_BLOCK, Inputs, Result, simulate
 from geochange.writing.geotiff import StreamingGeoTIFF
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
@@ -480,3 +480,52 @@ def model_info(folder: Path, model: SemanticLDM) -> dict:
         "preset": model.config.name,
         "sha256": model_hash(folder),
     }
+
+
+def synthesize(
+    inputs: Inputs,
+    output: str | Path,
+    model: str | Path = "default",
+    image: str | Path | None = None,
+    options: SamplingOptions | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    timestamps: int = 2,
+    overwrite: bool = False,
+    creation_options: dict[str, str] | None = None,
+    block_size: int = DEFAULT_BLOCK,
+    reporter: Reporter | None = None,
+) -> Result:
+    """``simulate`` plus the painted images: what ``geochange synth`` runs.
+
+    ``model`` is ``default`` (the model shipped with geochange) or a model folder; ``image`` a
+    real RGB image of the region that becomes t1.
+    """
+    folder = resolve_model(str(model))
+    loaded = load_model(folder)
+    picture = ImageOnGrid(image, inputs.grid) if image is not None else None
+    if picture is not None:
+        inputs.paths["image"] = Path(image)
+    try:
+        painter = Painter(
+            loaded,
+            options or SamplingOptions(),
+            seed,
+            pick_device(device),
+            picture,
+            model_info(folder, loaded),
+        )
+        return simulate(
+            inputs,
+            output,
+            seed=seed,
+            overwrite=overwrite,
+            creation_options=creation_options,
+            block_size=block_size,
+            reporter=reporter,
+            painter=painter,
+            timestamps=timestamps,
+        )
+    finally:
+        if picture is not None:
+            picture.close()

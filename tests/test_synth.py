@@ -19,14 +19,16 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 
+from geochange.classes import load_scheme
 from geochange.cli.main import cli
+from geochange.evaluation.metrics import seam_ratio
 from geochange.example import example_landcover
 from geochange.grid import Grid
 from geochange.model import SemanticLDM, load_model, preset
 from geochange.plan import Block
 from geochange.sampling import change_maps
-from geochange.simulate import open_inputs, simulate
-from geochange.synth import ImageOnGrid, Painter, SamplingOptions, model_hash
+from geochange.simulate import open_inputs, plan_for, simulate
+from geochange.synth import ImageOnGrid, Painter, SamplingOptions, model_hash, painted_mask
 from tests.conftest import write_raster
 
 FAST = ["--steps", "4", "--tile-size", "64", "--overlap", "16", "--device", "cpu", "--json"]
@@ -165,15 +167,6 @@ def test_bad_sampling_options_name_the_fix(model_dir: Path):
         SamplingOptions(tile_size=3).check(model)
 
 
-def _seam_ratio(image: np.ndarray, border: int) -> float:
-    """Mean |step| across the block border (rows and columns) over the mean step inside."""
-    image = image.astype(float)
-    cols = np.abs(np.diff(image, axis=2)).mean(axis=(0, 1))
-    rows = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))
-    inside = np.r_[np.delete(cols, border - 1), np.delete(rows, border - 1)].mean()
-    return (cols[border - 1] + rows[border - 1]) / 2 / inside
-
-
 def test_block_halos_anchored_on_painted_neighbours(tmp_path: Path):
     """2x2 blocks: halos pinned on the painted neighbours lower the seam; reruns are identical.
 
@@ -197,9 +190,34 @@ def test_block_halos_anchored_on_painted_neighbours(tmp_path: Path):
             simulate(inputs, tmp_path / name, block_size=512, painter=painter)
         outputs[name] = (tmp_path / name / "t2.tif").read_bytes()
         with rasterio.open(tmp_path / name / "t2.tif") as src:
-            ratios[name] = _seam_ratio(src.read(), 512)
+            ratios[name] = seam_ratio(src.read(), 512)
     assert ratios["anchored"] < 0.95 * ratios["free"], ratios
     assert outputs["anchored"] == outputs["again"]
+    _assert_last_block_repaints_from_disk(model, options, region, tmp_path / "anchored")
+
+
+def _assert_last_block_repaints_from_disk(
+    model: SemanticLDM, options: SamplingOptions, region: Path, out: Path
+) -> None:
+    """What a resumed run does: the last block, painted again from the finished neighbours as
+    written to disk and the written land cover, equals the uninterrupted run's pixels."""
+    with open_inputs(region, events="regrowth:fraction=0.3") as inputs:
+        plan = plan_for(inputs, 512)
+    *before, last = list(plan.phased())
+    window = last.window
+    classes, neighbours = [], {}
+    for name in ("t1", "t2"):
+        with rasterio.open(out / f"{name}_landcover.tif") as src:
+            classes.append(load_scheme("oem").classify(src.read(1, window=window))[0])
+        with rasterio.open(out / f"{name}.tif") as src:
+            neighbours[name] = src.read(window=window)
+    known = painted_mask(plan, last, {(b.row, b.col) for b in before})
+    assert known.any() and not known.all()
+    painter = Painter(model, options, 0, torch.device("cpu"))
+    images, _ = painter.paint_block(last, classes, neighbours, known)
+    rows, cols = last.core_in_window
+    for name, image in zip(("t1", "t2"), images, strict=True):
+        np.testing.assert_array_equal(image[:, rows, cols], neighbours[name][:, rows, cols])
 
 
 def test_timestamps_chain_fresh_events(region: Path, model_dir: Path, tmp_path: Path):

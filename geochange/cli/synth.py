@@ -9,7 +9,6 @@ import click
 from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.cli.simulate import simulate as simulate_command
 from geochange.simulate import describe, open_inputs, plan_for
-from geochange.simulate import simulate as run_simulation
 
 
 @click.command(short_help="Simulate change events and paint the t1/t2 images.")
@@ -133,16 +132,7 @@ def synth(
             --events building_add:count=30 --model MODEL -o out
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.model import load_model
-    from geochange.synth import (
-        ImageOnGrid,
-        Painter,
-        SamplingOptions,
-        model_hash,
-        model_info,
-        pick_device,
-        resolve_model,
-    )
+    from geochange.synth import SamplingOptions, model_hash, resolve_model, synthesize
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
@@ -169,29 +159,20 @@ def synth(
             plan["sampling"] = options.to_dict()
             print_plan(plan, json_lines)
             return
-        model = load_model(folder)
-        picture = None
-        if image is not None:
-            picture = ImageOnGrid(image, inputs.grid)
-            inputs.paths["image"] = Path(image)
-        try:
-            painter = Painter(
-                model, options, seed, pick_device(device), picture, model_info(folder, model)
-            )
-            result = run_simulation(
-                inputs,
-                output,
-                seed=seed,
-                overwrite=overwrite,
-                creation_options=creation_options,
-                block_size=block_size,
-                reporter=reporter,
-                painter=painter,
-                timestamps=timestamps,
-            )
-        finally:
-            if picture is not None:
-                picture.close()
+        result = synthesize(
+            inputs,
+            output,
+            folder,
+            image,
+            options,
+            seed,
+            device,
+            timestamps,
+            overwrite,
+            creation_options,
+            block_size,
+            reporter,
+        )
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:

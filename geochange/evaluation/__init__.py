@@ -1,0 +1,2 @@
+"""Measuring a model: image metrics, a small segmenter for semantic fidelity, and the quality
+report."""

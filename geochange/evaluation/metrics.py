@@ -1,0 +1,142 @@
+"""Image and label metrics in plain numpy, so a quality report needs no extra packages.
+
+``psnr`` and ``ssim`` compare a generated image with a reference; ``confusion_matrix`` and the IoU
+functions compare a segmenter's reading of an image with the mask it was painted from;
+``seam_ratio`` finds the borders between blocks painted separately.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+SSIM_SIGMA = 1.5
+SSIM_TRUNCATE = 3.5
+"""Gaussian window of Wang et al. (2004): sigma 1.5, cut at 3.5 sigma (an 11 x 11 window)."""
+SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB (inf for identical arrays): pixel fidelity on a log scale,
+    so small and large errors both read as differences of a few dB."""
+    a, b = _same_shape(a, b)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def ssim(
+    a: np.ndarray, b: np.ndarray, data_range: float = 255.0, mask: np.ndarray | None = None
+) -> float:
+    """Structural similarity (Wang et al. 2004) of (C, H, W) or (H, W) arrays, averaged over
+    channels: unlike PSNR it weighs local structure, which is what a viewer notices.
+
+    The SSIM map is kept where the 11 x 11 window lies inside the image (as in the reference
+    implementation), so pixels within 5 px of the edge are not counted. With ``mask`` (bool
+    (H, W)) only the map's pixels where ``mask`` is True are averaged (nan when there are none),
+    e.g. to score the unchanged area alone; windows still see the pixels around the mask.
+    """
+    a, b = _same_shape(a, b)
+    if a.ndim == 2:
+        a, b = a[None], b[None]
+    if a.ndim != 3:
+        raise ValueError(f"ssim needs (C, H, W) or (H, W) arrays, got shape {a.shape}")
+    height, width = a.shape[1:]
+    if min(height, width) <= 2 * SSIM_RADIUS:
+        raise ValueError(f"ssim needs images over {2 * SSIM_RADIUS} px, got {height}x{width}")
+    inner = (slice(SSIM_RADIUS, height - SSIM_RADIUS), slice(SSIM_RADIUS, width - SSIM_RADIUS))
+    keep = np.ones((height, width), bool)
+    if mask is not None:
+        if mask.shape != (height, width):
+            raise ValueError(f"mask shape {mask.shape} does not match image {(height, width)}")
+        keep = mask.astype(bool)
+    keep = keep[inner]
+    if not keep.any():
+        return float("nan")
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    scores = []
+    for x, y in zip(a, b, strict=True):
+        mu_x, mu_y = _blur(x), _blur(y)
+        var_x = _blur(x * x) - mu_x**2
+        var_y = _blur(y * y) - mu_y**2
+        cov = _blur(x * y) - mu_x * mu_y
+        index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+            (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+        )
+        scores.append(index[inner][keep].mean())
+    return float(np.mean(scores))
+
+
+def confusion_matrix(
+    truth: np.ndarray, predicted: np.ndarray, num_classes: int = 8, ignore: int = 255
+) -> np.ndarray:
+    """Pixel counts (num_classes x num_classes, int64), rows = truth, columns = prediction;
+    pixels where ``truth == ignore`` (no data) are skipped."""
+    truth, predicted = np.asarray(truth).ravel(), np.asarray(predicted).ravel()
+    if truth.shape != predicted.shape:
+        raise ValueError(f"truth has {truth.size} pixels, prediction {predicted.size}")
+    valid = truth != ignore
+    truth, predicted = truth[valid].astype(np.int64), predicted[valid].astype(np.int64)
+    for name, values in (("truth", truth), ("prediction", predicted)):
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise ValueError(f"{name} holds values outside 0..{num_classes - 1} and {ignore}")
+    counts = np.bincount(truth * num_classes + predicted, minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def per_class_iou(confusion: np.ndarray) -> np.ndarray:
+    """Intersection over union of each class; nan for a class absent from truth and prediction,
+    which has no IoU rather than a perfect or a zero one."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    hits = np.diag(confusion)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - hits
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, hits / union, np.nan)
+
+
+def mean_iou(confusion: np.ndarray) -> float:
+    """Mean IoU over the classes present in truth or prediction (nan if none are): every class
+    counts the same, so rare classes such as water or roads are not drowned by the common ones."""
+    iou = per_class_iou(confusion)
+    present = ~np.isnan(iou)
+    return float(iou[present].mean()) if present.any() else float("nan")
+
+
+def seam_ratio(image: np.ndarray, border: int) -> float:
+    """Mean absolute step across block borders over the mean step elsewhere, for a (C, H, W)
+    image painted in ``border``-pixel blocks: about 1 when the blocks join seamlessly, more when
+    a seam shows.
+
+    Steps are averaged per line (a column or row of neighbour differences, over channels); the
+    border lines are those between pixel ``k * border - 1`` and ``k * border`` for every
+    ``0 < k * border`` inside the image, in both directions; every other line is "inside".
+    """
+    if border < 1:
+        raise ValueError(f"border must be a positive number of pixels, got {border}")
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 3:
+        raise ValueError(f"seam_ratio needs a (C, H, W) image, got shape {image.shape}")
+    cols = np.abs(np.diff(image, axis=2)).mean(axis=(0, 1))
+    rows = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))
+    col_seams = np.arange(border - 1, cols.size, border)
+    row_seams = np.arange(border - 1, rows.size, border)
+    if not (col_seams.size or row_seams.size):
+        raise ValueError(f"a {image.shape[1]}x{image.shape[2]} image has no {border} px border")
+    seams = np.r_[cols[col_seams], rows[row_seams]]
+    inside = np.r_[np.delete(cols, col_seams), np.delete(rows, row_seams)]
+    return float(seams.mean() / inside.mean())
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as float64 (uint8 differences would wrap around)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"arrays differ in shape: {a.shape} and {b.shape}")
+    return a, b
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """The SSIM window's weighted local mean."""
+    return gaussian_filter(x, SSIM_SIGMA, truncate=SSIM_TRUNCATE, mode="reflect")

@@ -1,0 +1,175 @@
+"""Image metrics, label metrics, seam ratio and the small segmenter (overfit on real crops)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geochange.classes import NODATA
+from geochange.errors import InputError
+from geochange.evaluation.metrics import (
+    confusion_matrix,
+    mean_iou,
+    per_class_iou,
+    psnr,
+    seam_ratio,
+    ssim,
+)
+from geochange.evaluation.segmenter import (
+    Segmenter,
+    load_segmenter,
+    predict,
+    save_segmenter,
+    train_segmenter,
+)
+from geochange.training.data import TileDataset
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """A busy shared machine: a second intra-op thread makes each step much slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _texture(seed: int, shape: tuple[int, ...] = (3, 48, 48)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+def test_psnr_identical_and_known_offset():
+    image = _texture(0)
+    assert psnr(image, image) == float("inf")
+    # uint8 must not wrap: 250 + 10 would be 4 in uint8 arithmetic
+    darker = np.full((3, 8, 8), 240, np.uint8)
+    brighter = darker + np.uint8(10)
+    assert psnr(darker, brighter) == pytest.approx(10 * np.log10(255**2 / 100))
+    assert psnr(np.zeros(5), np.full(5, 0.5), data_range=1.0) == pytest.approx(
+        10 * np.log10(1 / 0.25)
+    )
+
+
+def test_ssim_identical_noise_and_mask():
+    image = _texture(1)
+    assert ssim(image, image) == pytest.approx(1.0, abs=1e-6)
+    assert abs(ssim(image, _texture(2))) < 0.1
+    smooth = np.add.outer(np.arange(48.0), np.arange(48.0)) * 2
+    assert ssim(smooth, smooth + _texture(3, (48, 48)) * 0.2) < 0.99  # (H, W) is accepted
+
+    # Left half identical, right half unrelated: the masked score is ~1, the whole one is not.
+    other = image.copy()
+    other[:, :, 24:] = _texture(4)[:, :, 24:]
+    left = np.zeros((48, 48), bool)
+    left[:, :16] = True  # away from the seam, so no window sees the changed half
+    assert ssim(image, other, mask=left) == pytest.approx(1.0, abs=1e-6)
+    assert ssim(image, other) < 0.6
+    right = ~left
+    assert ssim(image, other, mask=right) < ssim(image, other) < ssim(image, other, mask=left)
+    assert np.isnan(ssim(image, other, mask=np.zeros((48, 48), bool)))
+
+
+def test_confusion_and_iou_by_hand():
+    truth = np.array([[0, 0, 1, 1], [2, 2, NODATA, NODATA]])
+    predicted = np.array([[0, 1, 1, 1], [2, 0, 3, 7]])
+    confusion = confusion_matrix(truth, predicted, num_classes=4)
+    expected = np.zeros((4, 4), np.int64)
+    expected[0, 0], expected[0, 1], expected[1, 1], expected[2, 2], expected[2, 0] = 1, 1, 2, 1, 1
+    np.testing.assert_array_equal(confusion, expected)  # pixels under NODATA are skipped
+    assert confusion.dtype == np.int64
+    # class 0: 1 / (2 + 2 - 1); class 1: 2 / (2 + 3 - 2); class 2: 1 / (2 + 1 - 1); 3 absent
+    iou = per_class_iou(confusion)
+    np.testing.assert_allclose(iou[:3], [1 / 3, 2 / 3, 1 / 2])
+    assert np.isnan(iou[3])
+    assert mean_iou(confusion) == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert np.isnan(mean_iou(np.zeros((4, 4), np.int64)))
+    with pytest.raises(ValueError, match="outside"):
+        confusion_matrix(truth, predicted, num_classes=2)  # truth holds 2
+
+
+def test_seam_ratio_smooth_and_offset():
+    rows, cols = np.mgrid[0:64, 0:96]
+    ramp = np.stack([rows + cols, 2 * rows + cols, rows + 3 * cols]).astype(float)
+    assert seam_ratio(ramp, 32) == pytest.approx(1.0, abs=0.1)
+    seam = ramp.copy()
+    seam[:, :, 32:] += 10
+    assert seam_ratio(seam, 32) > 2
+
+
+def test_seam_ratio_matches_the_single_border_definition():
+    """The figures measured so far used one border line each way (tests/test_synth.py)."""
+    image = _texture(5, (3, 40, 40)).astype(float)
+    cols = np.abs(np.diff(image, axis=2)).mean(axis=(0, 1))
+    rows = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))
+    inside = np.r_[np.delete(cols, 23), np.delete(rows, 23)].mean()
+    assert seam_ratio(image, 24) == pytest.approx((cols[23] + rows[23]) / 2 / inside)
+
+
+def test_segmenter_shapes_and_padding():
+    torch.manual_seed(0)
+    segmenter = Segmenter(width=8)
+    assert segmenter(torch.zeros(2, 3, 16, 24)).shape == (2, 8, 16, 24)
+    images = _texture(6, (3, 3, 20, 27))
+    classes = predict(segmenter, images, batch_size=2)
+    assert classes.shape == (3, 20, 27) and classes.dtype == np.int64
+    as_float = torch.from_numpy(images).float() / 127.5 - 1
+    np.testing.assert_array_equal(predict(segmenter, as_float), classes)
+
+
+class _Noise:
+    """Random images and masks (with no data) standing in for ``TileDataset``."""
+
+    def __len__(self) -> int:
+        return 5
+
+    def item(self, index: int, variant: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([index, variant])
+        mask = rng.integers(0, 8, (16, 16))
+        mask[:4] = NODATA
+        return torch.from_numpy(
+            rng.uniform(-1, 1, (3, 16, 16)).astype(np.float32)
+        ), torch.from_numpy(mask)
+
+
+def test_train_segmenter_same_seed_same_weights():
+    runs = [train_segmenter(_Noise(), steps=3, batch_size=2, width=8, seed=s) for s in (1, 1, 2)]
+    first, again, other = (run.state_dict() for run in runs)
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert not torch.equal(first["head.weight"], other["head.weight"])
+
+
+def test_segmenter_overfits_real_crops_and_round_trips(shared_data: Path, tmp_path: Path):
+    crops = TileDataset(shared_data / "openearthmap", crop=64, seed=0, length=4)
+    lines: list[str] = []
+    segmenter = train_segmenter(crops, steps=150, batch_size=4, width=16, log=lines.append)
+    assert len(lines) == 3 and "loss" in lines[-1]
+    images = torch.stack([crops.item(i, 0)[0] for i in range(4)])
+    truth = torch.stack([crops.item(i, 0)[1] for i in range(4)]).numpy()
+    labelled = truth != NODATA
+    predicted = predict(segmenter, images)
+    accuracy = (predicted == truth)[labelled].mean()
+    majority = np.bincount(truth[labelled]).max() / labelled.sum()
+    assert accuracy > 0.6 and accuracy > majority + 0.2, (accuracy, majority)
+
+    save_segmenter(segmenter, tmp_path / "segmenter.safetensors")
+    loaded = load_segmenter(tmp_path / "segmenter.safetensors")
+    assert loaded.width == 16
+    np.testing.assert_array_equal(predict(loaded, images), predicted)
+
+
+def test_load_segmenter_rejects_other_files(tmp_path: Path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_segmenter(tmp_path / "missing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(InputError, match="not a safetensors file"):
+        load_segmenter(junk)
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(other))
+    with pytest.raises(InputError, match="not a geochange segmenter"):
+        load_segmenter(other)
