@@ -13,6 +13,7 @@ import traceback
 import click
 
 from geochange import __version__
+from geochange.cli.evaluate import evaluate
 from geochange.cli.events import events
 from geochange.cli.example import example
 from geochange.cli.reporting import emit
@@ -75,3 +76,4 @@ cli.add_command(events)
 cli.add_command(example)
 cli.add_command(synth)
 cli.add_command(train)
+cli.add_command(evaluate)

@@ -14,22 +14,19 @@ import csv
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, VQModel
-from rasterio.errors import NotGeoreferencedWarning
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from geochange.classes import NODATA, PALETTE
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, one_hot
 from geochange.training.data import TrainingData, augment
+from geochange.writing.preview import colour, grid, write_png
 
 LOSSES_FILE = "losses.csv"
 STATE_FILE = "state.json"
@@ -247,7 +244,7 @@ def _run(
                 folder = _save_checkpoint(out_dir, done, model, ema, optimizer, began, seed)
                 # The same first crops at every checkpoint, so previews show progress.
                 shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
-                _write_png(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
+                write_png(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
                 log(f"wrote {folder}")
     bar.close()
     # A model trained in stages (more steps, a decoder refit) keeps one record per stage.
@@ -392,7 +389,7 @@ def _diffusion_preview(model: SemanticLDM, images: torch.Tensor, masks: torch.Te
     onehot = one_hot(masks)
     for t in scheduler.timesteps:
         z = scheduler.step(model.denoise(z, t, onehot), t, z).prev_sample
-    return _grid([_colour(masks), _rgb(images), _rgb(model.decode(z))])
+    return grid([_colour(masks), _rgb(images), _rgb(model.decode(z))])
 
 
 @torch.no_grad()
@@ -400,7 +397,7 @@ def _autoencoder_preview(
     model: SemanticLDM, images: torch.Tensor, _masks: torch.Tensor
 ) -> np.ndarray:
     """Rows: input crops, their reconstructions."""
-    return _grid([_rgb(images), _rgb(model.decode(model.encode(images)))])
+    return grid([_rgb(images), _rgb(model.decode(model.encode(images)))])
 
 
 def _rgb(images: torch.Tensor) -> np.ndarray:
@@ -408,23 +405,7 @@ def _rgb(images: torch.Tensor) -> np.ndarray:
 
 
 def _colour(masks: torch.Tensor) -> np.ndarray:
-    lookup = np.zeros((256, 3), np.uint8)
-    lookup[: len(PALETTE)] = PALETTE
-    lookup[NODATA] = 0
-    return lookup[masks.cpu().numpy()].transpose(0, 3, 1, 2)
-
-
-def _grid(rows: list[np.ndarray]) -> np.ndarray:
-    """(3, H, W) image of rows of (N, 3, h, w) tiles."""
-    return np.concatenate([np.concatenate(list(row), axis=2) for row in rows], axis=1)
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    profile = {"driver": "PNG", "width": rgb.shape[2], "height": rgb.shape[1]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", count=3, dtype="uint8", **profile) as dst:
-            dst.write(rgb)
+    return colour(masks.cpu().numpy())
 
 
 def _quiet(_message: str) -> None:

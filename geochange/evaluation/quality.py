@@ -1,0 +1,364 @@
+"""The quality report of a model, measured on held-out data only.
+
+- **autoencoder**: PSNR and SSIM of reconstructed held-out crops, per data folder;
+- **semantic fidelity**: a small segmenter trained on real training crops labels images
+  generated from held-out masks; its mIoU there is set beside its mIoU on the real images, for
+  each sampling variant of the ablation (with seconds per 256² tile);
+- **change realism**: ``synth`` runs with the real image of each held-out OpenEarthMap square as
+  t1: SSIM of t1/t2 in unchanged land against that of unrelated image pairs, and the segmenter's
+  agreement with the t2 classes inside changed land;
+- **seams**: border/interior gradient-energy ratio of a 2x2-block ``synth`` run;
+- a PNG contact sheet of held-out crops.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from geochange.classes import NODATA, load_scheme
+from geochange.evaluation.metrics import confusion_matrix, mean_iou, psnr, seam_ratio, ssim
+from geochange.evaluation.segmenter import Segmenter, load_segmenter, predict, save_segmenter
+from geochange.evaluation.segmenter import train_segmenter as fit_segmenter
+from geochange.example import write_example
+from geochange.model import SemanticLDM, load_model
+from geochange.plan import TILE, Block
+from geochange.simulate import open_inputs
+from geochange.synth import Painter, SamplingOptions, pick_device, synthesize
+from geochange.training.data import HELDOUT_SIZE, TileDataset, find_pairs, open_tiles
+from geochange.writing.preview import GAP, colour, grid, outline, write_png
+
+CROP = HELDOUT_SIZE
+CHANGE_EVENTS = "building_add:count=6,deforestation:fraction=0.5,regrowth:fraction=0.3"
+"""Events of the change-realism runs: they find room in 128 m squares of town and country."""
+SEAM_REGION = 768
+"""Edge in pixels of the example region of the seam run: blocks of 512 meet at column/row 512."""
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SegmenterRecipe:
+    """How the evaluation's segmenter is trained when none is given."""
+
+    crop: int = 128
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-3
+    width: int = 32
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One held-out crop: RGB uint8 (3, h, w), class indices (h, w) with ``NODATA``."""
+
+    folder: str
+    image: np.ndarray
+    classes: np.ndarray
+
+
+def heldout_crops(data_dirs: list[str | Path], per_folder: int, seed: int = 0) -> list[Crop]:
+    """``per_folder`` held-out crops of each folder (every OpenEarthMap held-out square)."""
+    crops = []
+    for root in data_dirs:
+        dataset = TileDataset(root, CROP, split="heldout", seed=seed, augment=False)
+        count = len(dataset.pairs) if dataset.layout == "openearthmap" else per_folder
+        for index in range(count):
+            image, classes = dataset.unaugmented(index)
+            rgb = ((image.numpy() + 1.0) * 127.5).round().astype(np.uint8)
+            crops.append(Crop(Path(root).name, rgb, classes.numpy().astype(np.uint8)))
+    return crops
+
+
+def autoencoder_scores(model: SemanticLDM, crops: list[Crop]) -> dict[str, dict[str, float]]:
+    """Mean PSNR and SSIM (dB, 0-1) of reconstructions, per folder."""
+    scores: dict[str, list[tuple[float, float]]] = {}
+    with torch.no_grad():
+        for crop in crops:
+            pixels = torch.from_numpy(crop.image).float()[None] / 127.5 - 1.0
+            decoded = model.decode(model.encode(pixels))[0]
+            rgb = ((decoded + 1.0) * 127.5).round().clamp(0, 255).byte().numpy()
+            scores.setdefault(crop.folder, []).append(
+                (psnr(crop.image, rgb), ssim(crop.image, rgb))
+            )
+    return {
+        folder: {"psnr_db": _mean(v[0] for v in values), "ssim": _mean(v[1] for v in values)}
+        for folder, values in scores.items()
+    }
+
+
+def generate_from_masks(
+    model: SemanticLDM, crops: list[Crop], options: SamplingOptions, seed: int, device: str
+) -> tuple[list[np.ndarray], float]:
+    """Images painted from the crops' masks alone (t1 mode of ``synth`` without ``--image``),
+    and the seconds per crop."""
+    painter = Painter(model, options, seed, pick_device(device))
+    images = []
+    began = time.perf_counter()
+    for row, crop in enumerate(crops):
+        height, width = crop.classes.shape
+        whole = Window(0, 0, width, height)
+        (rgb,), _ = painter.paint_block(Block(row, 0, whole, whole), [crop.classes])
+        images.append(rgb)
+    return images, (time.perf_counter() - began) / max(len(crops), 1)
+
+
+def segmentation_miou(segmenter: Segmenter, images: list[np.ndarray], crops: list[Crop]) -> float:
+    """mIoU of the segmenter's labels of ``images`` against the crops' masks (all pooled)."""
+    predicted = predict(segmenter, np.stack(images))
+    truth = np.stack([c.classes for c in crops])
+    return mean_iou(confusion_matrix(truth, predicted, ignore=NODATA))
+
+
+def ablation_variants(options: SamplingOptions) -> dict[str, tuple[SamplingOptions, bool]]:
+    """Sampling levers, each switched against the default: name -> (options, layout init)."""
+    return {
+        "default": (options, True),
+        "no layout init (pure noise)": (options, False),
+        "guidance 2.0": (replace(options, guidance=2.0), True),
+        "ddim, 50 steps": (replace(options, sampler="ddim", steps=50), True),
+    }
+
+
+def semantic_fidelity(
+    model: SemanticLDM,
+    segmenter: Segmenter,
+    crops: list[Crop],
+    options: SamplingOptions,
+    seed: int,
+    device: str,
+    ablation: bool,
+    log: Log,
+) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """The segmenter's mIoU on real and on generated held-out crops, per sampling variant."""
+    result: dict[str, Any] = {
+        "real_miou": segmentation_miou(segmenter, [c.image for c in crops], crops)
+    }
+    variants = ablation_variants(options) if ablation else {"default": (options, True)}
+    generated, rows = {}, []
+    config = model.config
+    for name, (variant, layout_init) in variants.items():
+        model.config = replace(config, layout_init=layout_init and config.layout_init)
+        try:
+            images, seconds = generate_from_masks(model, crops, variant, seed, device)
+        finally:
+            model.config = config
+        miou = segmentation_miou(segmenter, images, crops)
+        rows.append(
+            {"variant": name, "miou": miou, "seconds_per_tile": seconds, **variant.to_dict()}
+        )
+        generated[name] = images
+        log(f"semantic fidelity, {name}: mIoU {miou:.3f}, {seconds:.1f} s per tile")
+    result["variants"] = rows
+    result["generated_miou"] = rows[0]["miou"]
+    result["ratio"] = rows[0]["miou"] / result["real_miou"] if result["real_miou"] else float("nan")
+    return result, generated
+
+
+def change_realism(
+    model_dir: Path,
+    oem_root: Path,
+    segmenter: Segmenter,
+    options: SamplingOptions,
+    seeds: int,
+    device: str,
+    work: Path,
+) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    """``synth`` with the real image as t1 on each held-out OpenEarthMap square."""
+    dataset = TileDataset(oem_root, CROP, split="heldout", augment=False)
+    runs = []
+    for pair in dataset.pairs:
+        region = work / f"{pair.mask.stem}_heldout.tif"
+        row0, col0 = pair.box[:2]
+        window = Window(col0, row0, CROP, CROP)
+        with rasterio.open(pair.mask) as src:
+            profile = {
+                "driver": "GTiff",
+                "width": CROP,
+                "height": CROP,
+                "count": 1,
+                "dtype": src.dtypes[0],
+                "crs": src.crs,
+                "transform": src.window_transform(window),
+            }
+            with rasterio.open(region, "w", **profile) as dst:
+                dst.write(src.read(1, window=window), 1)
+        for seed in range(seeds):
+            out = work / f"{pair.mask.stem}_seed{seed}"
+            with open_inputs(region, events=CHANGE_EVENTS) as inputs:
+                synthesize(
+                    inputs, out, model_dir, pair.image, options, seed, device, overwrite=True
+                )
+            runs.append(_read_run(out))
+    unchanged = [ssim(r["t1"], r["t2"], mask=r["change"] == 0) for r in runs]
+    changed = [ssim(r["t1"], r["t2"], mask=r["change"] == 1) for r in runs]
+    unrelated = [ssim(a["t1"], b["t1"]) for a in runs for b in runs if a["name"] < b["name"]]
+    agree_t2, agree_t1 = [], []
+    for run in runs:
+        inside = run["change"] == 1
+        if inside.any():
+            labels = predict(segmenter, run["t2"][None])[0]
+            agree_t2.append(float((labels[inside] == run["t2_classes"][inside]).mean()))
+            agree_t1.append(float((labels[inside] == run["t1_classes"][inside]).mean()))
+    return {
+        "events": CHANGE_EVENTS,
+        "runs": len(runs),
+        "changed_share": _mean(float((r["change"] == 1).mean()) for r in runs),
+        "ssim_unchanged": _mean(unchanged),
+        "ssim_changed": _mean(changed),
+        "ssim_unrelated_pairs": _mean(unrelated),
+        "segmenter_agrees_with_t2_in_changed_land": _mean(agree_t2),
+        "segmenter_agrees_with_t1_in_changed_land": _mean(agree_t1),
+    }, runs
+
+
+def _read_run(out: Path) -> dict[str, Any]:
+    oem = load_scheme("oem")
+    run: dict[str, Any] = {"name": out.name}
+    for name in ("t1", "t2"):
+        with rasterio.open(out / f"{name}.tif") as src:
+            run[name] = src.read()
+        with rasterio.open(out / f"{name}_landcover.tif") as src:
+            run[f"{name}_classes"] = oem.classify(src.read(1))[0]
+    with rasterio.open(out / "change.tif") as src:
+        run["change"] = src.read(1)
+    return run
+
+
+def seam_check(model_dir: Path, options: SamplingOptions, device: str, work: Path) -> float:
+    """Seam ratio at the 512 px block border of a 2x2-block run on the example region."""
+    region = write_example(work / "seam_region", SEAM_REGION, seed=1, overwrite=True)
+    out = work / "seam_run"
+    with open_inputs(region, events="building_add:count=10") as inputs:
+        synthesize(
+            inputs, out, model_dir, None, options, 0, device, overwrite=True, block_size=TILE
+        )
+    with rasterio.open(out / "t2.tif") as src:
+        return seam_ratio(src.read(), TILE)
+
+
+def contact_sheet(
+    crops: list[Crop], generated: list[np.ndarray], runs: list[dict[str, np.ndarray]]
+) -> np.ndarray:
+    """Rows of held-out crops: real image | mask | generated from the mask; then, for the
+    change runs: real t1 | t1 mask | t2 mask | generated t2 with the change outlined."""
+    rows = [[c.image, colour(c.classes), g] for c, g in zip(crops, generated, strict=True)]
+    blank = np.full_like(crops[0].image, 255)
+    rows = [[*row, blank] for row in rows]
+    for run in runs:
+        changed = run["change"] == 1
+        rows.append(
+            [
+                run["t1"],
+                colour(run["t1_classes"]),
+                outline(colour(run["t2_classes"]), changed),
+                outline(run["t2"], changed),
+            ]
+        )
+    return grid(rows, gap=GAP)
+
+
+def evaluate(
+    model_dir: str | Path,
+    data_dirs: list[str | Path],
+    out: str | Path,
+    segmenter_path: str | Path | None = None,
+    recipe: SegmenterRecipe = SegmenterRecipe(),
+    options: SamplingOptions | None = None,
+    per_folder: int = 8,
+    seeds: int = 2,
+    ablation: bool = True,
+    seams: bool = True,
+    device: str = "cpu",
+    log: Log = print,
+) -> dict[str, Any]:
+    """Measure the model in ``model_dir``; write ``quality.json``, ``quality.md`` and
+    ``contact_sheet.png`` to ``out`` and return the figures."""
+    out = Path(out)
+    work = out / "runs"
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = Path(model_dir)
+    model = load_model(model_dir).eval()
+    options = options or SamplingOptions()
+    report: dict[str, Any] = {"model": str(model_dir), "sampling": options.to_dict()}
+    crops = heldout_crops(data_dirs, per_folder)
+    report["heldout_crops"] = {
+        f: sum(c.folder == f for c in crops) for f in {c.folder for c in crops}
+    }
+    report["autoencoder"] = autoencoder_scores(model, crops)
+    log(f"autoencoder: {report['autoencoder']}")
+
+    if segmenter_path is not None and Path(segmenter_path).exists():
+        segmenter = load_segmenter(segmenter_path)
+        report["segmenter"] = {"file": str(segmenter_path)}
+    else:
+        began = time.perf_counter()
+        dataset = open_tiles(data_dirs, recipe.crop, split="train", seed=recipe.seed)
+        segmenter = fit_segmenter(
+            dataset, recipe.steps, recipe.batch_size, recipe.lr, recipe.seed, log, recipe.width
+        )
+        save_segmenter(segmenter, out / "segmenter.safetensors")
+        report["segmenter"] = {"trained": recipe.__dict__, "seconds": time.perf_counter() - began}
+
+    fidelity, generated = semantic_fidelity(
+        model, segmenter, crops, options, 0, device, ablation, log
+    )
+    report["semantic_fidelity"] = fidelity
+    oem = [Path(d) for d in data_dirs if find_pairs(Path(d))[0] == "openearthmap"]
+    runs: list[dict[str, np.ndarray]] = []
+    if oem:
+        report["change_realism"], runs = change_realism(
+            model_dir, oem[0], segmenter, options, seeds, device, work
+        )
+        log(f"change realism: {report['change_realism']}")
+    if seams:
+        report["seam_ratio"] = seam_check(model_dir, options, device, work)
+        log(f"seam ratio: {report['seam_ratio']:.3f}")
+    write_png(out / "contact_sheet.png", contact_sheet(crops, generated["default"], runs))
+    (out / "quality.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    (out / "quality.md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The figures as Markdown tables (for the model card)."""
+    lines = ["| held-out crops | PSNR (dB) | SSIM |", "|---|---|---|"]
+    for folder, score in report["autoencoder"].items():
+        lines.append(f"| {folder} | {score['psnr_db']:.2f} | {score['ssim']:.3f} |")
+    fidelity = report["semantic_fidelity"]
+    lines += [
+        "",
+        f"Segmenter mIoU on the real held-out images: {fidelity['real_miou']:.3f}",
+        "",
+        "| sampling variant | generated-image mIoU | / real | s per 256² tile |",
+        "|---|---|---|---|",
+    ]
+    for row in fidelity["variants"]:
+        ratio = row["miou"] / fidelity["real_miou"]
+        seconds = row["seconds_per_tile"]
+        lines.append(f"| {row['variant']} | {row['miou']:.3f} | {ratio:.0%} | {seconds:.1f} |")
+    realism = report.get("change_realism")
+    if realism:
+        lines += ["", "| change realism | value |", "|---|---|"]
+        lines += [
+            f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
+            for k, v in realism.items()
+        ]
+    if "seam_ratio" in report:
+        lines += ["", f"Seam ratio (2x2 blocks, border/interior): {report['seam_ratio']:.3f}"]
+    return "\n".join(lines) + "\n"
+
+
+def _mean(values: Any) -> float:
+    values = [v for v in values if v == v]
+    return float(np.mean(values)) if values else float("nan")
