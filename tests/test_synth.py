@@ -29,6 +29,7 @@ from geochange.plan import Block
 from geochange.sampling import change_maps
 from geochange.simulate import open_inputs, plan_for, simulate
 from geochange.synth import ImageOnGrid, Painter, SamplingOptions, model_hash, painted_mask
+from geochange.writing.preview import GAP, OUTLINE
 from tests.conftest import write_raster
 
 FAST = ["--steps", "4", "--tile-size", "64", "--overlap", "16", "--device", "cpu", "--json"]
@@ -275,3 +276,21 @@ def test_bf16_autocast_paints_close_to_fp32_and_fp16_needs_cuda(
         ],
     )
     assert result.exit_code == 2 and "needs --device cuda" in result.output
+
+
+def test_preview_sheet_shows_both_images_and_the_change(
+    region: Path, model_dir: Path, tmp_path: Path
+):
+    out = tmp_path / "out"
+    events = ["--events", "building_add:count=6,deforestation:fraction=0.5"]
+    lines = synth(region, *events, "--model", model_dir, *FAST, "--preview", "-o", out)
+    assert lines[-1]["files"]["preview"] == str(out / "preview.png")
+    assert not list(out.glob(".preview*"))
+    with rasterio.open(out / "t2.tif") as t2, rasterio.open(out / "change.tif") as change:
+        image, changed = t2.read(), change.read(1) == 1
+    with rasterio.open(out / "preview.png") as sheet:
+        assert (sheet.height, sheet.width) == (2 * 160 + GAP, 2 * 160 + GAP)
+        top_right = sheet.read(window=Window(160 + GAP, 0, 160, 160))
+    red = (top_right == np.array(OUTLINE, np.uint8)[:, None, None]).all(axis=0)
+    assert changed.any() and changed[red].mean() > 0.9, "the outline lies on changed pixels"
+    np.testing.assert_array_equal(top_right[:, ~changed], image[:, ~changed])

@@ -88,6 +88,12 @@ from geochange.simulate import describe, open_inputs, plan_for
     help="Images t1 ... tN: from t3 on, the events run again on the land cover before "
     "(tN_landcover.tif) and tN is painted from t(N-1).",
 )
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Also write OUTPUT/preview.png: t1 | t2 with the change outlined in red, over the t1 | "
+    "t2 land cover (at most 1024 px a side per panel).",
+)
 def synth(
     region: str,
     classes: str,
@@ -118,6 +124,7 @@ def synth(
     tile_size: int,
     overlap: int,
     timestamps: int,
+    preview: bool,
 ) -> None:
     """Simulate land-cover change events on REGION and paint the before/after images.
 
@@ -133,6 +140,7 @@ def synth(
     """
     # torch and diffusers load only here, so the other commands start fast
     from geochange.synth import SamplingOptions, model_hash, resolve_model, synthesize
+    from geochange.writing.preview import write_preview
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
@@ -173,6 +181,8 @@ def synth(
             block_size,
             reporter,
         )
+    if preview:
+        result.files["preview"] = write_preview(Path(result.output))
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:

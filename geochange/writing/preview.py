@@ -88,3 +88,9 @@ def run_sheet(folder: str | Path, edge: int = PREVIEW_EDGE) -> np.ndarray:
         for n in ("t1", "t2")
     ]
     return grid([[outline(t1, changed), outline(t2, changed)], maps], gap=GAP)
+
+
+def write_preview(folder: Path) -> Path:
+    """``folder/preview.png`` from ``run_sheet``, renamed into place only when complete."""
+    partial = write_png(folder / ".preview.png.part", run_sheet(folder))
+    return partial.replace(folder / "preview.png")
