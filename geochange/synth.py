@@ -56,8 +56,8 @@ T1 = 1
 class SamplingOptions:
     """How latents are drawn; sizes are in image pixels (the model's downsampling converts)."""
 
-    steps: int = 50
-    sampler: str = "ddim"
+    steps: int = 20
+    sampler: str = "dpm"
     eta: float = 0.0
     guidance: float = 1.0
     tile_size: int = 256

@@ -56,7 +56,7 @@ def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
         assert 0 < saved["autoencoder"][folder]["psnr_db"] < 60
     fidelity = saved["semantic_fidelity"]
     assert [v["variant"] for v in fidelity["variants"]][0] == "default"
-    assert len(fidelity["variants"]) == 4 and all(0 <= v["miou"] <= 1 for v in fidelity["variants"])
+    assert len(fidelity["variants"]) == 5 and all(0 <= v["miou"] <= 1 for v in fidelity["variants"])
     realism = saved["change_realism"]
     assert realism["runs"] == 2 and 0 < realism["changed_share"] < 1
     # t1 is the real image and t2 copies it in unchanged land until late: more alike there

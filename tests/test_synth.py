@@ -76,7 +76,7 @@ def test_images_on_grid_masked_and_deterministic(region: Path, model_dir: Path, 
     assert t2 != (tmp_path / "c" / "t2.tif").read_bytes()
     run = json.loads((out / "run.json").read_text())
     assert run["model"]["sha256"] == model_hash(model_dir)
-    assert run["sampling"]["steps"] == 4 and run["sampling"]["sampler"] == "ddim"
+    assert run["sampling"]["steps"] == 4 and run["sampling"]["sampler"] == "dpm"
     assert str(out / "t2.tif") in run["outputs"]
 
 
@@ -134,7 +134,11 @@ def test_unchanged_latents_stay_anchored_on_the_image(houston: tuple[Path, Path]
     with rasterio.open(image) as src:
         grid = Grid(src.crs, src.transform, src.width, src.height)
     painter = Painter(
-        model, SamplingOptions(steps=10), 0, torch.device("cpu"), ImageOnGrid(image, grid)
+        model,
+        SamplingOptions(steps=10, sampler="ddim"),
+        0,
+        torch.device("cpu"),
+        ImageOnGrid(image, grid),
     )
     window = Window(0, 0, 192, 192)
     block = Block(0, 0, window, window)
@@ -183,7 +187,7 @@ def test_block_halos_anchored_on_painted_neighbours(tmp_path: Path):
     codes = (example_landcover(544, seed=5) + 1).astype(np.uint8)
     # 4 m pixels keep the 100 m event halo (and so the block windows) small
     region = write_raster(tmp_path / "r.tif", codes, transform=Affine(4, 0, 5e5, 0, -4, 5.5e6))
-    options = SamplingOptions(steps=2, tile_size=128, overlap=16)
+    options = SamplingOptions(steps=2, sampler="ddim", tile_size=128, overlap=16)
     ratios, outputs = {}, {}
     for name, anchored in (("free", False), ("anchored", True), ("again", True)):
         painter = Painter(model, options, 0, torch.device("cpu"), anchor_blocks=anchored)

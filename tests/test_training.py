@@ -222,3 +222,35 @@ def test_decoder_only_keeps_the_latents_and_records_stages(shared_data: Path, tm
         assert same == key.startswith(("encoder.", "quant_conv.")), key
     stages = load_model(second).training_summary["autoencoder"]
     assert [(s["steps"], s["decoder_only"]) for s in stages] == [(3, False), (3, True)]
+
+
+class _InterruptAfter:
+    """A dataset that raises KeyboardInterrupt (as SIGTERM does in the CLI) after some reads."""
+
+    def __init__(self, dataset: TileDataset, reads: int) -> None:
+        self.dataset, self.reads = dataset, reads
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def item(self, index: int, variant: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.reads -= 1
+        if self.reads < 0:
+            raise KeyboardInterrupt
+        return self.dataset.item(index, variant)
+
+    def split_info(self) -> dict:
+        return self.dataset.split_info()
+
+
+def test_an_interrupted_run_keeps_its_steps_and_resumes(shared_data: Path, tmp_path: Path):
+    """A time budget's SIGTERM lands between checkpoints: the steps made so far are saved."""
+    dataset = TileDataset(shared_data / "openearthmap", crop=32, seed=0, length=4)
+    model = SemanticLDM(preset("tiny"))
+    kwargs = {"batch_size": 2, "lr": 1e-3, "out_dir": tmp_path, "checkpoint_every": 100}
+    with pytest.raises(KeyboardInterrupt):
+        train_diffusion(model, _InterruptAfter(dataset, 2 * 3), steps=10, **kwargs)
+    assert [p.name for p in tmp_path.glob("checkpoint-*")] == ["checkpoint-3"]
+    assert [step for step, _ in read_losses(tmp_path)] == [1, 2, 3]
+    train_diffusion(SemanticLDM(preset("tiny")), dataset, steps=5, resume=True, **kwargs)
+    assert [step for step, _ in read_losses(tmp_path)] == [1, 2, 3, 4, 5]

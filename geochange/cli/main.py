@@ -38,7 +38,7 @@ class GeochangeGroup(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
         except KeyboardInterrupt:
-            _fail(json_lines, "interrupted; no output folder was written", 1)
+            _fail(json_lines, "interrupted; no finished output was left", 1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as err:

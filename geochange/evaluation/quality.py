@@ -126,6 +126,7 @@ def ablation_variants(options: SamplingOptions) -> dict[str, tuple[SamplingOptio
         "default": (options, True),
         "no layout init (pure noise)": (options, False),
         "guidance 2.0": (replace(options, guidance=2.0), True),
+        f"ddim, {options.steps} steps": (replace(options, sampler="ddim"), True),
         "ddim, 50 steps": (replace(options, sampler="ddim", steps=50), True),
     }
 

@@ -218,34 +218,46 @@ def _run(
     began = time.monotonic() - elapsed
     bar = tqdm(total=steps, initial=start, file=sys.stderr, disable=not progress, desc=kind)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    done = saved = start
     with (out_dir / LOSSES_FILE).open("a", newline="") as losses:
         writer = csv.writer(losses)
-        for step in range(start, steps):
-            draw = np.random.default_rng([seed, step])
-            inputs, masks = batches(draw.integers(0, len(dataset), batch_size).tolist(), step)
-            generator = torch.Generator(device).manual_seed(int(draw.integers(2**62)))
-            with autocast:
-                loss = loss_fn(inputs.to(device), masks.to(device), generator)
-            if not torch.isfinite(loss):
-                raise InputError(
-                    f"the {kind} loss is {loss.item()} at step {step + 1}",
-                    "lower --lr, or --resume from an earlier checkpoint with a lower --lr",
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            _update_ema(ema, model, ema_decay, step)
-            writer.writerow([step + 1, f"{loss.item():.6g}"])
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            bar.update(1)
-            done = step + 1
-            if done % checkpoint_every == 0 or done == steps:
+        try:
+            for step in range(start, steps):
+                draw = np.random.default_rng([seed, step])
+                inputs, masks = batches(draw.integers(0, len(dataset), batch_size).tolist(), step)
+                generator = torch.Generator(device).manual_seed(int(draw.integers(2**62)))
+                with autocast:
+                    loss = loss_fn(inputs.to(device), masks.to(device), generator)
+                if not torch.isfinite(loss):
+                    raise InputError(
+                        f"the {kind} loss is {loss.item()} at step {step + 1}",
+                        "lower --lr, or --resume from an earlier checkpoint with a lower --lr",
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                _update_ema(ema, model, ema_decay, step)
+                writer.writerow([step + 1, f"{loss.item():.6g}"])
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                bar.update(1)
+                done = step + 1
+                if done % checkpoint_every == 0 or done == steps:
+                    losses.flush()
+                    folder = _save_checkpoint(out_dir, done, model, ema, optimizer, began, seed)
+                    saved = done
+                    # The same first crops at every checkpoint, so previews show progress.
+                    shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
+                    write_png(
+                        folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown))
+                    )
+                    log(f"wrote {folder}")
+        except KeyboardInterrupt:
+            # Ctrl-C, or SIGTERM from a time budget (`timeout`): keep the steps made so far.
+            if done > saved:
                 losses.flush()
                 folder = _save_checkpoint(out_dir, done, model, ema, optimizer, began, seed)
-                # The same first crops at every checkpoint, so previews show progress.
-                shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
-                write_png(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
-                log(f"wrote {folder}")
+                log(f"interrupted: wrote {folder}; continue with --resume")
+            raise
     bar.close()
     # A model trained in stages (more steps, a decoder refit) keeps one record per stage.
     earlier = model.training_summary.get(kind, [])
