@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 SHARED_DATA ?= ../shared/data
 
-.PHONY: venv demo test test-slow lint bench clean
+.PHONY: venv demo test test-slow lint bench quality clean
 
 $(BIN)/geochange: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,11 @@ $(BIN)/geochange: pyproject.toml
 venv: $(BIN)/geochange
 
 demo: venv
-	$(BIN)/geochange example -o build/example --overwrite
-	$(BIN)/geochange simulate build/example/region.tif \
-		--events building_add:count=40,deforestation:fraction=0.3,road_add:count=2,flood \
-		--seed 1 -o build/demo --overwrite
-	@echo "Results in build/demo: open build/demo/t2_landcover.tif and changes.gpkg in QGIS."
+	$(BIN)/geochange example -o build/example --size 1024 --overwrite
+	$(BIN)/geochange synth build/example/region.tif \
+		--events building_add:count=12,deforestation:fraction=0.4,road_add:count=1 \
+		--seed 1 --preview -o build/demo --overwrite
+	@echo "Results in build/demo: preview.png, t1.tif, t2.tif, the land-cover maps and changes.gpkg."
 
 test: venv
 	GEOCHANGE_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -q
@@ -36,6 +36,11 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/simulate.py
+
+# The quality report of the shipped model (trains its segmenter first: ~15 min on 2 CPU cores).
+quality: venv
+	$(BIN)/geochange evaluate default $(SHARED_DATA)/openearthmap $(SHARED_DATA)/dubai \
+		--device cpu -o build/quality --overwrite
 
 clean:
 	rm -rf $(VENV) build

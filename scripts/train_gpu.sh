@@ -10,7 +10,8 @@
 # Knobs: FROM (model folder to continue; default the shipped model; empty: new PRESET model),
 #        AE_SECONDS (new autoencoder, only without FROM; 130), DECODER_SECONDS (60),
 #        LDM_SECONDS (360), BATCH (32), EVERY (checkpoint every 250 steps), CROP (256 px),
-#        DEVICE (cuda), PRESET (cpu), PACK (1), QUALITY (1), WORK (/tmp/geochange-train).
+#        DEVICE (cuda), PRESET (cpu), PACK (1), QUALITY (1), WORK (/tmp/geochange-train),
+#        LDM_ARGS (more options for `train diffusion`, e.g. "--lr 2e-4 --normalize-latents").
 # A machine without the project's dependencies takes them as wheels in ./.whl (WHEELS).
 set -uo pipefail
 DATA=${DATA:?set DATA to one or more folders of image + mask tiles}
@@ -69,7 +70,9 @@ else
     phase autoencoder "$AE_SECONDS" "$WORK/autoencoder" --preset "$PRESET" || exit 1
     BASE=$WORK/autoencoder
 fi
-phase diffusion "$LDM_SECONDS" "$WORK/model" --model "$BASE" --cache-latents || exit 1
+read -r -a LDM_EXTRA <<< "${LDM_ARGS:-}"
+phase diffusion "$LDM_SECONDS" "$WORK/model" --model "$BASE" --cache-latents "${LDM_EXTRA[@]}" \
+    || exit 1
 
 if [[ "$QUALITY" == 1 ]]; then
     geochange evaluate "$WORK/model" "${DATA_DIRS[@]}" --device "$DEVICE" -o "$OUT/quality" \

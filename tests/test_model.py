@@ -164,3 +164,20 @@ def test_config_round_trips_through_json():
         assert type(config).from_dict(config.to_dict()) == config
     with pytest.raises(InputError, match="unknown model preset"):
         preset("huge")
+
+
+def test_normalized_latents_have_zero_mean_unit_variance_and_survive_saving(tmp_path):
+    torch.manual_seed(0)
+    model = SemanticLDM(preset("tiny")).eval()
+    images = torch.rand(6, 3, 32, 32) * 1.5 - 0.5
+    with torch.no_grad():
+        before = model.decode(model.encode(images))
+        model.normalize_latents(images)
+        latents = model.encode(images)
+        after = model.decode(latents)
+    assert latents.mean((0, 2, 3)).abs().max() < 1e-4
+    assert abs(float(latents.std()) - 1.0) < 1e-2
+    assert torch.allclose(before, after, atol=1e-4), "normalizing must not change the images"
+    reloaded = load_model(model.save_pretrained(tmp_path / "m"))
+    assert reloaded.config.latent_shift == model.config.latent_shift
+    assert torch.equal(reloaded.encode(images), model.encode(images))

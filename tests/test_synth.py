@@ -28,7 +28,14 @@ from geochange.model import SemanticLDM, load_model, preset
 from geochange.plan import Block
 from geochange.sampling import change_maps
 from geochange.simulate import open_inputs, plan_for, simulate
-from geochange.synth import ImageOnGrid, Painter, SamplingOptions, model_hash, painted_mask
+from geochange.synth import (
+    DEFAULT_MODEL_DIR,
+    ImageOnGrid,
+    Painter,
+    SamplingOptions,
+    model_hash,
+    painted_mask,
+)
 from geochange.writing.preview import GAP, OUTLINE
 from tests.conftest import write_raster
 
@@ -153,12 +160,29 @@ def test_unchanged_latents_stay_anchored_on_the_image(houston: tuple[Path, Path]
     assert gap[m].mean() < 0.5 * gap[~m].mean()
 
 
-def test_default_model_missing_says_how_to_get_one(region: Path, tmp_path: Path):
+def test_default_model_paints_out_of_the_box(region: Path, tmp_path: Path):
+    out = tmp_path / "o"
+    args = ["--events", "building_add:count=6", "--steps", "2", "--device", "cpu", "--json"]
+    synth(region, *args, "-o", out)
+    run = json.loads((out / "run.json").read_text())
+    assert Path(run["model"]["path"]) == DEFAULT_MODEL_DIR.absolute()
+    assert run["model"]["sha256"] == model_hash(DEFAULT_MODEL_DIR)
+    model = load_model(DEFAULT_MODEL_DIR)
+    assert model.config.name == "cpu" and model.config.gsd_m == 0.5
+    with rasterio.open(out / "t1.tif") as t1:
+        image = t1.read(masked=True)
+    assert image.std() > 5, "a trained model paints structure, not a flat colour"
+
+
+def test_default_model_missing_says_how_to_get_one(
+    region: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("geochange.synth.DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     result = CliRunner().invoke(
         cli, ["synth", str(region), "--events", "regrowth", "-o", str(tmp_path / "o")]
     )
     assert result.exit_code == 2
-    assert "no default model" in result.output and "geochange train diffusion" in result.output
+    assert "default model is missing" in result.output and "--model" in result.output
     assert not (tmp_path / "o").exists()
 
 

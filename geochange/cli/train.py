@@ -197,7 +197,15 @@ def autoencoder(decoder_only: bool, **kw: Any) -> None:
     is_flag=True,
     help="Encode each crop once and augment its latent (faster; uses memory per crop seen).",
 )
-def diffusion(cache_latents: bool, **kw: Any) -> None:
+@click.option(
+    "--normalize-latents/--keep-latent-scale",
+    default=None,
+    help="Measure the latents' mean and spread on training crops and rescale them to zero mean "
+    "and unit variance before training. Default: only for a model without diffusion training.",
+)
+def diffusion(cache_latents: bool, normalize_latents: bool | None, **kw: Any) -> None:
     """Train the mask-conditioned diffusion model on DATA_DIRS; pass a trained autoencoder with
     --model (the autoencoder stays frozen)."""
-    _run("diffusion", {"cache_latents": cache_latents}, **kw)
+    _run(
+        "diffusion", {"cache_latents": cache_latents, "normalize_latents": normalize_latents}, **kw
+    )

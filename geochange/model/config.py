@@ -30,6 +30,9 @@ class ModelConfig:
     latent_channels: int = 4
     num_vq_embeddings: int = 8192
     latent_scale: float = 1.0
+    latent_shift: tuple[float, ...] = ()
+    """Per-channel mean subtracted before ``latent_scale`` (empty: none); with the scale it
+    brings the latents to zero mean and unit variance, which the noise schedule assumes."""
     # Mask encoder: one-hot classes (+1 "dropped" channel) down to latent resolution.
     mask_channels: int = 4
     mask_hidden: int = 32

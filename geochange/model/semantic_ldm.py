@@ -266,12 +266,30 @@ class SemanticLDM(nn.Module):
             latents = dist.sample(generator) if generator is not None else dist.mode()
         else:
             latents = self.vae.encode(images).latents
-        return latents * self.config.latent_scale
+        return (latents - self._shift(latents)) * self.config.latent_scale
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> images clamped to [-1, 1]."""
-        return self.vae.decode(latents / self.config.latent_scale).sample.clamp(-1.0, 1.0)
+        raw = latents / self.config.latent_scale
+        return self.vae.decode(raw + self._shift(raw)).sample.clamp(-1.0, 1.0)
+
+    def _shift(self, like: torch.Tensor) -> torch.Tensor | float:
+        if not self.config.latent_shift:
+            return 0.0
+        return torch.tensor(self.config.latent_shift, device=like.device, dtype=like.dtype)[
+            None, :, None, None
+        ]
+
+    @torch.no_grad()
+    def normalize_latents(self, images: torch.Tensor) -> None:
+        """Set ``latent_shift`` and ``latent_scale`` so that the latents of ``images`` have zero
+        mean per channel and unit variance (as Stable Diffusion's 0.18215 does for its VAE)."""
+        self.config = self.config.with_(latent_scale=1.0, latent_shift=())
+        raw = torch.cat([self.encode(batch) for batch in images.split(8)])
+        mean = raw.mean((0, 2, 3))
+        scale = 1.0 / float((raw - mean[None, :, None, None]).std())
+        self.config = self.config.with_(latent_scale=scale, latent_shift=tuple(mean.tolist()))
 
     def _with_drop_channel(self, mask_onehot: torch.Tensor) -> torch.Tensor:
         if mask_onehot.shape[1] == NUM_CLASSES:
@@ -375,6 +393,7 @@ class SemanticLDM(nn.Module):
             "class_names": list(CLASS_NAMES),
             "gsd_m": self.config.gsd_m,
             "latent_scale": self.config.latent_scale,
+            "latent_shift": list(self.config.latent_shift),
             "training_summary": self.training_summary,
         }
         (folder / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -67,8 +67,13 @@ def train_diffusion(
     device: str = "cpu",
     progress: bool = True,
     cache_latents: bool = False,
+    normalize_latents: bool | None = None,
 ) -> SemanticLDM:
     """Train the mask encoder and UNet (the autoencoder stays frozen); returns the EMA model.
+
+    ``normalize_latents`` measures the latents' per-channel mean and overall spread on training
+    crops first and sets the model's latent shift and scale (default: only when the model has
+    had no diffusion training; a resumed run keeps the checkpoint's).
 
     ``cache_latents`` encodes each crop once (posterior mode, no KL sampling) and rotates and
     flips the latent with its mask, instead of encoding every augmented crop at every step.
@@ -78,6 +83,15 @@ def train_diffusion(
     model.vae.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("vae.")]
     target = resolve_device(device)
+    if normalize_latents is None:
+        normalize_latents = "diffusion" not in model.training_summary
+    if normalize_latents:
+        images, _ = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
+        model.normalize_latents(images)
+        shift = ", ".join(f"{v:.3f}" for v in model.config.latent_shift)
+        (log or _quiet)(
+            f"latents normalized: shift ({shift}), scale {model.config.latent_scale:.4g}"
+        )
     batches = LatentCache(model, dataset, target) if cache_latents else _batches(dataset)
     ema = _run(
         "diffusion",
