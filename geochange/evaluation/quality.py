@@ -325,6 +325,10 @@ def evaluate(
     if seams:
         report["seam_ratio"] = seam_check(model_dir, options, device, work)
         log(f"seam ratio: {report['seam_ratio']:.3f}")
+        if options.sampler != "ddim":
+            ddim = replace(options, sampler="ddim")
+            report["seam_ratio_ddim"] = seam_check(model_dir, ddim, device, work)
+            log(f"seam ratio with ddim: {report['seam_ratio_ddim']:.3f}")
     write_png(out / "contact_sheet.png", contact_sheet(crops, generated["default"], runs))
     (out / "quality.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (out / "quality.md").write_text(markdown(report))
@@ -357,6 +361,8 @@ def markdown(report: dict[str, Any]) -> str:
         ]
     if "seam_ratio" in report:
         lines += ["", f"Seam ratio (2x2 blocks, border/interior): {report['seam_ratio']:.3f}"]
+    if "seam_ratio_ddim" in report:
+        lines += [f"Seam ratio with DDIM at the same steps: {report['seam_ratio_ddim']:.3f}"]
     return "\n".join(lines) + "\n"
 
 

@@ -404,7 +404,11 @@ class SemanticLDM(nn.Module):
 def model_card(config: ModelConfig, training_summary: dict[str, Any]) -> str:
     """A model card stub; it says "untrained" until a training summary says otherwise."""
     if training_summary:
-        trained = "\n".join(f"- {k}: {v}" for k, v in training_summary.items())
+        trained = "\n".join(
+            _stage_line(part, number, stage)
+            for part, stages in training_summary.items()
+            for number, stage in enumerate(stages if isinstance(stages, list) else [stages], 1)
+        )
     else:
         trained = "Untrained: randomly initialised weights. Its samples are noise, not imagery."
     return (
@@ -416,6 +420,21 @@ def model_card(config: ModelConfig, training_summary: dict[str, Any]) -> str:
         f"- classes: {', '.join(CLASS_NAMES)}\n"
         f"- ground sampling distance: {config.gsd_m} m\n\n"
         f"## Training\n\n{trained}\n"
+    )
+
+
+def _stage_line(part: str, number: int, stage: Any) -> str:
+    """One line per training stage: what ran, on what, for how long."""
+    if not isinstance(stage, dict):
+        return f"- {part}: {stage}"
+    data = stage.get("data", {})
+    folders = data.get("folders", [data]) if data else []
+    names = ", ".join(f"{f.get('layout')} ({f.get('heldout_rule')})" for f in folders)
+    refit = " (decoder only)" if stage.get("decoder_only") else ""
+    return (
+        f"- {part}{refit}, stage {number}: {stage.get('steps')} steps x batch "
+        f"{stage.get('batch_size')}, lr {stage.get('lr')}, on {stage.get('device')}, "
+        f"{stage.get('seconds')} s; data: {names}"
     )
 
 
