@@ -54,6 +54,8 @@ def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
     assert saved["heldout_crops"] == {"openearthmap": 2, "dubai": 1}
     for folder in ("openearthmap", "dubai"):
         assert 0 < saved["autoencoder"][folder]["psnr_db"] < 60
+    for row in saved["mask_influence"].values():
+        assert row["with_mask"] > 0 and row["mask_dropped"] > 0
     fidelity = saved["semantic_fidelity"]
     assert [v["variant"] for v in fidelity["variants"]][0] == "default"
     assert len(fidelity["variants"]) == 5 and all(0 <= v["miou"] <= 1 for v in fidelity["variants"])
