@@ -57,8 +57,17 @@ def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
     for row in saved["mask_influence"].values():
         assert row["with_mask"] > 0 and row["mask_dropped"] > 0
     fidelity = saved["semantic_fidelity"]
-    assert [v["variant"] for v in fidelity["variants"]][0] == "default"
-    assert len(fidelity["variants"]) == 5 and all(0 <= v["miou"] <= 1 for v in fidelity["variants"])
+    names = [v["variant"] for v in fidelity["variants"]]
+    assert names == [
+        "default",
+        "no layout init (pure noise)",
+        "layout start 0.5",
+        "layout start 0.85",
+        "guidance 2.0",
+        "ddim, 50 steps",
+    ]
+    assert all(0 <= v["miou"] <= 1 for v in fidelity["variants"])
+    assert fidelity["variants"][1]["layout_init"] is False
     realism = saved["change_realism"]
     assert realism["runs"] == 2 and 0 < realism["changed_share"] < 1
     # t1 is the real image and t2 copies it in unchanged land until late: more alike there

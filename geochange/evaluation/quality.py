@@ -30,7 +30,7 @@ from geochange.evaluation.metrics import confusion_matrix, mean_iou, psnr, seam_
 from geochange.evaluation.segmenter import Segmenter, load_segmenter, predict, save_segmenter
 from geochange.evaluation.segmenter import train_segmenter as fit_segmenter
 from geochange.example import write_example
-from geochange.model import SemanticLDM, load_model, one_hot
+from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot
 from geochange.model.semantic_ldm import dropped_like
 from geochange.plan import TILE, Block
 from geochange.simulate import open_inputs
@@ -157,15 +157,22 @@ def segmentation_miou(segmenter: Segmenter, images: list[np.ndarray], crops: lis
     return mean_iou(confusion_matrix(truth, predicted, ignore=NODATA))
 
 
-def ablation_variants(options: SamplingOptions) -> dict[str, tuple[SamplingOptions, bool]]:
-    """Sampling levers, each switched against the default: name -> (options, layout init)."""
-    return {
-        "default": (options, True),
-        "no layout init (pure noise)": (options, False),
-        "guidance 2.0": (replace(options, guidance=2.0), True),
-        f"ddim, {options.steps} steps": (replace(options, sampler="ddim"), True),
-        "ddim, 50 steps": (replace(options, sampler="ddim", steps=50), True),
-    }
+def ablation_variants(
+    options: SamplingOptions, config: ModelConfig
+) -> dict[str, tuple[SamplingOptions, dict[str, Any]]]:
+    """Sampling levers, each switched against the default: name -> (options, config changes)."""
+    variants: dict[str, tuple[SamplingOptions, dict[str, Any]]] = {"default": (options, {})}
+    if config.layout_init:
+        start = config.layout_start_fraction
+        variants["no layout init (pure noise)"] = (options, {"layout_init": False})
+        for fraction in sorted({0.5, 0.85} - {start}):
+            variants[f"layout start {fraction}"] = (options, {"layout_start_fraction": fraction})
+    if config.mask_dropout > 0:
+        variants["guidance 2.0"] = (replace(options, guidance=2.0), {})
+    if options.sampler != "ddim":
+        variants[f"ddim, {options.steps} steps"] = (replace(options, sampler="ddim"), {})
+    variants["ddim, 50 steps"] = (replace(options, sampler="ddim", steps=50), {})
+    return variants
 
 
 def semantic_fidelity(
@@ -182,18 +189,24 @@ def semantic_fidelity(
     result: dict[str, Any] = {
         "real_miou": segmentation_miou(segmenter, [c.image for c in crops], crops)
     }
-    variants = ablation_variants(options) if ablation else {"default": (options, True)}
+    variants = ablation_variants(options, model.config) if ablation else {"default": (options, {})}
     generated, rows = {}, []
     config = model.config
-    for name, (variant, layout_init) in variants.items():
-        model.config = replace(config, layout_init=layout_init and config.layout_init)
+    for name, (variant, changes) in variants.items():
+        model.config = replace(config, **changes)
         try:
             images, seconds = generate_from_masks(model, crops, variant, seed, device)
         finally:
             model.config = config
         miou = segmentation_miou(segmenter, images, crops)
         rows.append(
-            {"variant": name, "miou": miou, "seconds_per_tile": seconds, **variant.to_dict()}
+            {
+                "variant": name,
+                "miou": miou,
+                "seconds_per_tile": seconds,
+                **variant.to_dict(),
+                **changes,
+            }
         )
         generated[name] = images
         log(f"semantic fidelity, {name}: mIoU {miou:.3f}, {seconds:.1f} s per tile")
