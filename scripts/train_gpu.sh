@@ -11,7 +11,8 @@
 #        AE_SECONDS (new autoencoder, only without FROM; 130), DECODER_SECONDS (60),
 #        LDM_SECONDS (360), BATCH (32), EVERY (checkpoint every 250 steps), CROP (256 px),
 #        DEVICE (cuda), PRESET (cpu), PACK (1), QUALITY (1), WORK (/tmp/geochange-train),
-#        LDM_ARGS (more options for `train diffusion`, e.g. "--lr 2e-4 --normalize-latents").
+#        LDM_ARGS (more options for `train diffusion`, e.g. "--lr 2e-4 --normalize-latents"),
+#        EVAL_ARGS (more options for `geochange evaluate`, e.g. "--segmenter FILE").
 # A machine without the project's dependencies takes them as wheels in ./.whl (WHEELS).
 set -uo pipefail
 DATA=${DATA:?set DATA to one or more folders of image + mask tiles}
@@ -75,8 +76,9 @@ phase diffusion "$LDM_SECONDS" "$WORK/model" --model "$BASE" --cache-latents "${
     || exit 1
 
 if [[ "$QUALITY" == 1 ]]; then
+    read -r -a EVAL_EXTRA <<< "${EVAL_ARGS:-}"
     geochange evaluate "$WORK/model" "${DATA_DIRS[@]}" --device "$DEVICE" -o "$OUT/quality" \
-        || echo "evaluation failed; the model is kept"
+        "${EVAL_EXTRA[@]}" || echo "evaluation failed; the model is kept"
 fi
 if [[ "$PACK" == 1 ]]; then
     tar -C "$WORK" -czf - model | split -b 15m - "$OUT/model.tgz.part-"
