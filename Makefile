@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 SHARED_DATA ?= ../shared/data
 
-.PHONY: venv demo test test-slow lint bench quality clean
+.PHONY: venv demo test test-qgis test-slow lint bench quality qgis-plugin clean
 
 $(BIN)/geochange: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,32 @@ demo: venv
 
 test: venv
 	GEOCHANGE_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -q
+	$(MAKE) test-qgis
+
+# The plugin's tests run in QGIS 3.22 from Debian (bound to /usr/bin/python3), headless, through
+# the real CLI in .venv; .ci/run installs QGIS first.
+QGIS_BIN := .venv-qgis/bin
+test-qgis: venv
+	@if ! /usr/bin/python3 -c "import qgis.core" 2>/dev/null; then \
+		echo "QGIS plugin tests skipped: QGIS is not installed" \
+			"(apt-get install python3-qgis qgis-providers xvfb xauth)"; \
+	else \
+		test -x $(QGIS_BIN)/pytest || (/usr/bin/python3 -m venv --system-site-packages .venv-qgis \
+			&& $(QGIS_BIN)/pip install --quiet 'pytest>=7' 'pytest-qgis>=2' 'numpy<2'); \
+		QT_QPA_PLATFORM=offscreen GEOCHANGE_SHARED_DATA=$(SHARED_DATA) \
+			GEOCHANGE_EXECUTABLE=$(BIN)/geochange $(QGIS_BIN)/pytest -q qgis_plugin/tests; \
+	fi
+
+# The installable plugin: build/geochange_qgis-0.1.0.zip
+qgis-plugin:
+	python3 qgis_plugin/build_zip.py
 
 test-slow: venv
 	GEOCHANGE_SHARED_DATA=$(SHARED_DATA) $(BIN)/pytest -q -m slow
 
 lint: venv
-	$(BIN)/ruff check geochange tests benchmarks
-	$(BIN)/ruff format --check geochange tests benchmarks
+	$(BIN)/ruff check geochange tests benchmarks qgis_plugin
+	$(BIN)/ruff format --check geochange tests benchmarks qgis_plugin
 
 bench: venv
 	$(BIN)/python benchmarks/simulate.py
@@ -43,4 +62,4 @@ quality: venv
 		--device cpu -o build/quality --overwrite
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) .venv-qgis .qgis-settings build

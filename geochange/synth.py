@@ -103,8 +103,9 @@ def resolve_model(spec: str) -> Path:
         return Path(spec)
     if not DEFAULT_MODEL_DIR.is_dir():
         raise InputError(
-            "no default model is shipped with geochange yet",
-            "train one with `geochange train diffusion ... -o MODEL` and pass --model MODEL",
+            f"the default model is missing from this installation ({DEFAULT_MODEL_DIR})",
+            "reinstall geochange (the model ships inside the package), or train one with "
+            "`geochange train diffusion ... -o MODEL` and pass --model MODEL",
         )
     return DEFAULT_MODEL_DIR
 

@@ -96,3 +96,16 @@ def test_transform_is_metric_and_centred_on_a_fixed_point() -> None:
     assert (transform.a, transform.e) == (0.5, -0.5)
     assert transform @ (1024, 1024) == pytest.approx(EXAMPLE_CENTRE)
     assert example_transform(4096) @ (2048, 2048) == pytest.approx(EXAMPLE_CENTRE)
+
+
+def test_demo_events_run_on_the_1024_example(tmp_path) -> None:
+    """Regression: road_add once stepped one pixel past its window on this region."""
+    from geochange.example import write_example
+    from geochange.simulate import open_inputs, simulate
+
+    region = write_example(tmp_path / "ex", 1024)
+    events = "building_add:count=40,deforestation:fraction=0.3,road_add:count=2,flood"
+    with open_inputs(region, events=events) as inputs:
+        result = simulate(inputs, tmp_path / "out", seed=1)
+    pixels = result.summary["changes"]["pixels_by_event"]
+    assert pixels["road_add"] > 0 and pixels["building_add"] > 0

@@ -133,8 +133,10 @@ class RoadAdd(Event):
         """
         steps = np.hypot(*np.diff(points, axis=0).T).sum()
         dense = np.linspace(0, len(points) - 1, int(2 * steps) + 2)
+        # Points may lie on the far edge of the window (a fractional index that rounds past it).
         rows = np.interp(dense, np.arange(len(points)), points[:, 0]).round().astype(int)
         cols = np.interp(dense, np.arange(len(points)), points[:, 1]).round().astype(int)
+        rows, cols = rows.clip(0, roads.shape[0] - 1), cols.clip(0, roads.shape[1] - 1)
         on_road = roads[rows, cols]
         if not usable[rows, cols][~on_road].all():
             return None

@@ -1,0 +1,387 @@
+"""The Processing algorithms: their parameters mirror the options of `geochange simulate|synth`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterCrs,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+    QgsProcessingUtils,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from .layers import load_results
+from .runner import run_cli
+
+ICON = Path(__file__).with_name("icon.png")
+
+SCHEMES = ("oem", "oem-index", "dubai", "worldcover", "second")
+SCHEME_LABELS = (
+    "oem: OpenEarthMap codes 1-8, 0 no data",
+    "oem-index: class indices 0-7",
+    "dubai: Dubai RGB or paletted masks",
+    "worldcover: ESA WorldCover",
+    "second: SECOND labels",
+)
+DEVICES = ("auto", "cpu", "cuda")
+EVENTS_DEFAULT = "building_add:count=30,deforestation:fraction=0.2"
+EVENT_NAMES = (
+    "building_add, building_remove, deforestation, regrowth, urban_expansion, road_add, flood, "
+    "water_recede, cropland_change, random"
+)
+
+# Result keys of the CLI and the Processing outputs they become.
+OUTPUT_KEYS = {
+    "t1_landcover": "T1_LANDCOVER",
+    "t2_landcover": "T2_LANDCOVER",
+    "change": "CHANGE",
+    "changes": "CHANGES",
+    "run": "RUN",
+    "t1": "T1",
+    "t2": "T2",
+}
+
+
+def _advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+class GeochangeAlgorithm(QgsProcessingAlgorithm):
+    """Shared parameters and the run of one `geochange` subcommand."""
+
+    command = ""
+    stages: tuple[str, ...] = ("scan", "events", "write", "finish")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._files: dict[str, str] = {}
+        self._results: dict[str, Any] = {}
+        self._load = False
+        self._group = ""
+
+    def createInstance(self) -> GeochangeAlgorithm:
+        return type(self)()
+
+    def name(self) -> str:
+        return self.command
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def initAlgorithm(self, config: dict | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Land-cover raster"))
+        self.addParameter(
+            QgsProcessingParameterEnum(
+                "CLASSES", "Class scheme of the land cover", options=SCHEME_LABELS, defaultValue=0
+            )
+        )
+        self.addParameter(
+            _advanced(
+                QgsProcessingParameterFile(
+                    "CLASSES_FILE",
+                    "Class scheme YAML file (replaces the scheme above)",
+                    fileFilter="YAML files (*.yaml *.yml)",
+                    optional=True,
+                )
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                "EVENTS",
+                "Events with their parameters",
+                defaultValue=EVENTS_DEFAULT,
+                optional=True,
+            )
+        )
+        polygons = [QgsProcessing.TypeVectorPolygon]
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                "BUILDINGS", "Building footprints", types=polygons, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                "CHANGES",
+                "Change polygons (field to_class: class name or code 1-8; optional field event)",
+                types=polygons,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterVectorLayer(
+                "WHERE", "Confine the events to these polygons", types=polygons, optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0
+            )
+        )
+        self.add_command_parameters()
+        self.addParameter(
+            _advanced(
+                QgsProcessingParameterCrs("CRS", "Output CRS (default: the input's)", None, True)
+            )
+        )
+        self.addParameter(
+            _advanced(
+                QgsProcessingParameterNumber(
+                    "GSD",
+                    "Output pixel size in metres (default: the input's)",
+                    QgsProcessingParameterNumber.Double,
+                    optional=True,
+                    minValue=0.0,
+                )
+            )
+        )
+        self.addParameter(
+            _advanced(
+                QgsProcessingParameterNumber(
+                    "BLOCK_SIZE",
+                    "Block edge in pixels (multiple of 512; bounds memory)",
+                    QgsProcessingParameterNumber.Integer,
+                    defaultValue=2048,
+                    minValue=512,
+                )
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                "OVERWRITE", "Replace an existing output folder", defaultValue=False
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                "LOAD_RESULTS", "Load the results as layers", defaultValue=True
+            )
+        )
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
+        for key, output in OUTPUT_KEYS.items():
+            if key in ("t1", "t2") and self.command != "synth":
+                continue
+            if key == "changes":
+                self.addOutput(QgsProcessingOutputVectorLayer(output, "Change polygons"))
+            elif key == "run":
+                self.addOutput(QgsProcessingOutputFile(output, "Run record (run.json)"))
+            else:
+                self.addOutput(QgsProcessingOutputRasterLayer(output, key))
+
+    def add_command_parameters(self) -> None:
+        """Parameters only this subcommand has."""
+
+    def command_arguments(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> list[str]:
+        """Options only this subcommand has."""
+        return []
+
+    def _vector_argument(
+        self,
+        parameters: dict[str, Any],
+        name: str,
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> str | None:
+        """A path the CLI can read: the layer's file, or a GeoPackage copy of a memory layer."""
+        if parameters.get(name) in (None, ""):
+            return None
+        path, layer_name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, name, context, ["gpkg", "shp", "geojson"], "gpkg", feedback
+        )
+        if not path:
+            return None
+        return f"{path}|layername={layer_name}" if layer_name else path
+
+    def arguments(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+        output: Path,
+    ) -> list[str]:
+        """The command line after the executable, without ``--json``."""
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if layer is None:
+            raise QgsProcessingException("No land-cover raster was given")
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"The land-cover layer {layer.name()} is not a file GDAL reads; save it as a "
+                "GeoTIFF first"
+            )
+        classes = (
+            self.parameterAsFile(parameters, "CLASSES_FILE", context)
+            or SCHEMES[self.parameterAsEnum(parameters, "CLASSES", context)]
+        )
+        args = [self.command, layer.source(), "--classes", classes, "-o", str(output)]
+        events = self.parameterAsString(parameters, "EVENTS", context).strip()
+        if events:
+            args += ["--events", events]
+        changes = self.parameterAsVectorLayer(parameters, "CHANGES", context)
+        if changes is not None and changes.fields().indexFromName("to_class") < 0:
+            raise QgsProcessingException(
+                f"The change-polygon layer {changes.name()} has no 'to_class' field; add one "
+                "holding the class each polygon becomes (name or code 1-8)"
+            )
+        for name, option in (
+            ("BUILDINGS", "--buildings"),
+            ("CHANGES", "--changes"),
+            ("WHERE", "--where"),
+        ):
+            path = self._vector_argument(parameters, name, context, feedback)
+            if path:
+                args += [option, path]
+        args += ["--seed", str(self.parameterAsInt(parameters, "SEED", context))]
+        args += ["--block-size", str(self.parameterAsInt(parameters, "BLOCK_SIZE", context))]
+        crs = self.parameterAsCrs(parameters, "CRS", context)
+        if crs.isValid():
+            args += ["--crs", crs.authid() or crs.toWkt()]
+        if parameters.get("GSD") not in (None, ""):
+            args += ["--gsd", str(self.parameterAsDouble(parameters, "GSD", context))]
+        if self.parameterAsBoolean(parameters, "OVERWRITE", context):
+            args.append("--overwrite")
+        return args + self.command_arguments(parameters, context)
+
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        output = Path(self.parameterAsFileOutput(parameters, "OUTPUT", context))
+        overwrite = self.parameterAsBoolean(parameters, "OVERWRITE", context)
+        if output.is_dir() and not any(output.iterdir()):
+            # Processing may create an empty destination folder; geochange makes its own.
+            output.rmdir()
+        elif output.exists() and not overwrite:
+            raise QgsProcessingException(
+                f"The output folder {output} already exists: choose another one or tick "
+                "'Replace an existing output folder'"
+            )
+        args = self.arguments(parameters, context, feedback, output)
+        result = run_cli(args, feedback, self.stages)
+        self._files = {key: str(path) for key, path in result.get("files", {}).items()}
+        self._load = self.parameterAsBoolean(parameters, "LOAD_RESULTS", context)
+        temporary = Path(QgsProcessingUtils.tempFolder()) in output.parents
+        self._group = f"geochange {self.command}" if temporary else output.name
+        changes = result.get("changes", {})
+        if changes:
+            feedback.pushInfo(
+                f"{changes.get('polygons', 0)} change polygons; area changed by event (m²): "
+                f"{changes.get('area_m2_by_event', {})}"
+            )
+        self._results = {"OUTPUT": str(output)}
+        for key, name in OUTPUT_KEYS.items():
+            if key in self._files:
+                self._results[name] = self._files[key]
+        return self._results
+
+    def postProcessAlgorithm(
+        self, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        """Loads the layers here, on the main thread, once the subprocess has finished."""
+        if self._load and self._files:
+            load_results(self._files, self._group, context.project(), feedback)
+        return self._results
+
+
+class SimulateAlgorithm(GeochangeAlgorithm):
+    """`geochange simulate`: land cover before/after, change raster and polygons."""
+
+    command = "simulate"
+
+    def displayName(self) -> str:
+        return "Simulate land-cover change"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Simulates change events on a land-cover raster with the geochange command and "
+            "loads the land cover before (t1) and after (t2), the change mask and the change "
+            "polygons (styled by event).<br><br>"
+            "<b>Events</b>: a comma-separated list such as "
+            f"<code>{EVENTS_DEFAULT}</code>; events: {EVENT_NAMES}. "
+            "Run <code>geochange events</code> for their parameters.<br>"
+            "<b>Change polygons</b>: draw polygons with a <code>to_class</code> field (class "
+            "name or code 1-8) where a change must happen; <b>Confine</b> limits the events to "
+            "polygons.<br><br>"
+            "The geochange executable is taken from the plugin settings "
+            "(<code>geochange/executable</code>) or PATH."
+        )
+
+
+class SynthAlgorithm(GeochangeAlgorithm):
+    """`geochange synth`: everything simulate writes, plus the painted t1/t2 images."""
+
+    command = "synth"
+    stages = ("scan", "events", "write", "paint", "finish images", "finish")
+
+    def displayName(self) -> str:
+        return "Synthesize change images"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Simulates change events like <i>Simulate land-cover change</i>, then paints the "
+            "before (t1) and after (t2) RGB images with a semantic latent diffusion model and "
+            "loads them with the land cover and change layers.<br><br>"
+            "<b>Image</b>: a real RGB image of the region; t1 is then this image and t2 keeps "
+            "its unchanged land.<br><b>Model</b>: a folder written by "
+            "<code>geochange train diffusion</code>; empty for the model shipped with "
+            "geochange.<br><b>Device</b>: auto uses CUDA when available."
+        )
+
+    def add_command_parameters(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterRasterLayer(
+                "IMAGE", "Real RGB image of the region (optional)", optional=True
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterFile(
+                "MODEL",
+                "Model folder (empty: the model shipped with geochange)",
+                behavior=QgsProcessingParameterFile.Folder,
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum("DEVICE", "Device", options=DEVICES, defaultValue=0)
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                "STEPS",
+                "Denoising steps per image",
+                QgsProcessingParameterNumber.Integer,
+                defaultValue=20,
+                minValue=1,
+            )
+        )
+
+    def command_arguments(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> list[str]:
+        model = self.parameterAsFile(parameters, "MODEL", context) or "default"
+        args = ["--model", model]
+        args += ["--device", DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]]
+        args += ["--steps", str(self.parameterAsInt(parameters, "STEPS", context))]
+        image = self.parameterAsRasterLayer(parameters, "IMAGE", context)
+        if image is not None:
+            args += ["--image", image.source()]
+        return args

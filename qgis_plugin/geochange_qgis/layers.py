@@ -1,0 +1,111 @@
+"""Loads a geochange output folder into the project as one group of styled layers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsCategorizedSymbolRenderer,
+    QgsFillSymbol,
+    QgsMapLayer,
+    QgsMultiBandColorRenderer,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRendererCategory,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtGui import QColor
+
+# One colour per event, unlike the land-cover palette so the polygons stand out over it.
+EVENT_COLOURS = {
+    "building_add": "#ff00ff",
+    "building_remove": "#ff9900",
+    "deforestation": "#ffff00",
+    "regrowth": "#00ffaa",
+    "urban_expansion": "#ff5e00",
+    "road_add": "#000000",
+    "flood": "#00e5ff",
+    "water_recede": "#a0522d",
+    "cropland_change": "#9c27b0",
+    "random": "#7f7f7f",
+}
+FALLBACK_COLOURS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#8c564b", "#9467bd")
+
+# Order in the group, top first; only the layers named in VISIBLE are switched on, so the map
+# shows the change polygons over the "after" state.
+ORDER = ("changes", "change", "t2_landcover", "t1_landcover", "t2", "t1")
+TITLES = {
+    "changes": "change polygons",
+    "change": "change mask",
+    "t1_landcover": "land cover t1 (before)",
+    "t2_landcover": "land cover t2 (after)",
+    "t1": "image t1 (before)",
+    "t2": "image t2 (after)",
+}
+
+
+def style_changes(layer: QgsVectorLayer) -> None:
+    """Categorized by the ``event`` field: one legend entry per event, semi-transparent fill."""
+    index = layer.fields().indexFromName("event")
+    if index < 0:
+        return
+    events = sorted(str(value) for value in layer.uniqueValues(index) if value is not None)
+    categories = []
+    for number, event in enumerate(events):
+        colour = QColor(EVENT_COLOURS.get(event, FALLBACK_COLOURS[number % len(FALLBACK_COLOURS)]))
+        symbol = QgsFillSymbol.createSimple(
+            {
+                "color": f"{colour.red()},{colour.green()},{colour.blue()},90",
+                "outline_color": colour.name(),
+                "outline_width": "0.6",
+            }
+        )
+        categories.append(QgsRendererCategory(event, symbol, event.replace("_", " ")))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("event", categories))
+
+
+def _raster(path: Path, name: str, feedback: QgsProcessingFeedback | None) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    style = path.with_suffix(".qml")
+    if style.exists():
+        message, ok = layer.loadNamedStyle(str(style))
+        if not ok and feedback is not None:
+            feedback.pushWarning(f"Could not apply the style {style}: {message}")
+    elif layer.bandCount() >= 3 and not isinstance(layer.renderer(), QgsMultiBandColorRenderer):
+        layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3))
+    return layer
+
+
+def load_results(
+    files: dict[str, str],
+    group_name: str,
+    project: QgsProject | None = None,
+    feedback: QgsProcessingFeedback | None = None,
+) -> list[QgsMapLayer]:
+    """Adds the rasters and polygons in ``files`` (the CLI's result) under a new top group."""
+    project = project or QgsProject.instance()
+    group = project.layerTreeRoot().insertGroup(0, group_name)
+    has_images = "t2" in files
+    visible = {"changes", "t2" if has_images else "t2_landcover"}
+    layers = []
+    for key in ORDER:
+        if key not in files:
+            continue
+        path = Path(files[key])
+        if key == "changes":
+            layer: QgsMapLayer = QgsVectorLayer(f"{path}|layername=changes", TITLES[key], "ogr")
+            if layer.isValid():
+                style_changes(layer)
+        else:
+            layer = _raster(path, TITLES[key], feedback)
+        if not layer.isValid():
+            if feedback is not None:
+                feedback.pushWarning(f"Could not load {path} as a layer")
+            continue
+        project.addMapLayer(layer, False)
+        node = group.addLayer(layer)
+        node.setItemVisibilityChecked(key in visible)
+        node.setExpanded(key in ("changes", "t2_landcover"))
+        layers.append(layer)
+    return layers

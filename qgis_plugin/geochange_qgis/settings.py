@@ -1,0 +1,73 @@
+"""A dialog for the one plugin setting: where the geochange executable is."""
+
+from __future__ import annotations
+
+import subprocess
+
+from qgis.core import QgsSettings
+from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .runner import SETTINGS_KEY, clean_environment, find_executable
+
+
+class SettingsDialog(QDialog):
+    """Edits QgsSettings ``geochange/executable``; empty means the geochange found on PATH."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("geochange settings")
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            QLabel(
+                "Path of the geochange executable (e.g. ~/geochange-env/bin/geochange).\n"
+                "Leave empty to use the geochange found on PATH."
+            )
+        )
+        self.path = QgsFileWidget(self)
+        self.path.setStorageMode(QgsFileWidget.GetFile)
+        self.path.setFilePath(str(QgsSettings().value(SETTINGS_KEY, "") or ""))
+        layout.addWidget(self.path)
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        test = QPushButton("Test", self)
+        test.clicked.connect(self.test)
+        layout.addWidget(test)
+        layout.addWidget(self.status)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        QgsSettings().setValue(SETTINGS_KEY, self.path.filePath().strip())
+        super().accept()
+
+    def test(self) -> None:
+        """Runs ``geochange --version`` with the path as entered, without saving it."""
+        settings = QgsSettings()
+        saved = settings.value(SETTINGS_KEY, "")
+        settings.setValue(SETTINGS_KEY, self.path.filePath().strip())
+        try:
+            executable = find_executable()
+            version = subprocess.run(
+                [executable, "--version"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=clean_environment(),
+            )
+            text = (version.stdout or version.stderr).strip()
+            ok = version.returncode == 0 and text.startswith("geochange")
+            self.status.setText(f"OK: {text}" if ok else f"Not geochange: {text}")
+        except Exception as err:  # any failure is shown to the user as it is
+            self.status.setText(str(err))
+        finally:
+            settings.setValue(SETTINGS_KEY, saved)
