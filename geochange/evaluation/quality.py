@@ -165,7 +165,7 @@ def ablation_variants(
     if config.layout_init:
         start = config.layout_start_fraction
         variants["no layout init (pure noise)"] = (options, {"layout_init": False})
-        for fraction in sorted({0.5, 0.85} - {start}):
+        for fraction in sorted({0.5, 0.7, 0.85} - {start}):
             variants[f"layout start {fraction}"] = (options, {"layout_start_fraction": fraction})
     if config.mask_dropout > 0:
         variants["guidance 2.0"] = (replace(options, guidance=2.0), {})
