@@ -25,6 +25,7 @@ from diffusers import DPMSolverMultistepScheduler, SchedulerMixin
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from scipy import ndimage
 
 from geochange.classes import NODATA
 from geochange.errors import InputError
@@ -326,9 +327,12 @@ class Painter:
             pin = None
             if "t1" in neighbours:
                 keep = self._anchor_mask(known, pad)
-                blank, none, pin = anchor(blank, none, self._encode(neighbours["t1"], pad), keep)
+                painted = self._encode(fill_unknown(neighbours["t1"], known), pad)
+                blank, none, pin = anchor(blank, none, painted, keep)
             z_a = self._sample(block, T1, blank, none, torch.zeros_like(none), masks[0], pin)
             rgb1 = self._to_rgb(z_a, pad, height, width)
+            if "t1" in neighbours:
+                rgb1 = level_to_neighbours(rgb1, neighbours["t1"], known)
         images = [rgb1]
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = masks[timestamp - 2], masks[timestamp - 1]
@@ -336,10 +340,13 @@ class Painter:
             pin, name = None, f"t{timestamp}"
             if name in neighbours:
                 keep = self._anchor_mask(known, pad)
-                painted = self._encode(neighbours[name], pad)
+                painted = self._encode(fill_unknown(neighbours[name], known), pad)
                 z_a, unchanged, pin = anchor(z_a, unchanged, painted, keep)
             z_a = self._sample(block, timestamp, z_a, unchanged, hold, after, pin)
-            images.append(self._to_rgb(z_a, pad, height, width))
+            rgb = self._to_rgb(z_a, pad, height, width)
+            if name in neighbours:
+                rgb = level_to_neighbours(rgb, neighbours[name], known)
+            images.append(rgb)
         return images, valid1
 
     def _encode(self, rgb: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -443,6 +450,46 @@ class Painter:
         image = self._tiled(self.model.decode, latents, self.f)
         image = image[0, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width]
         return ((image + 1.0) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+
+
+def fill_unknown(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``rgb`` (3, h, w) with each pixel outside ``known`` set to the nearest known pixel.
+
+    The encoder sees far beyond one latent cell: unpainted (black) pixels next to the painted
+    neighbours would darken the very latents the halo is pinned on, and leave a dark line
+    along every block border.
+    """
+    if known.all() or not known.any():
+        return rgb
+    _, (rows, cols) = ndimage.distance_transform_edt(~known, return_indices=True)
+    return rgb[:, rows, cols]
+
+
+LEVEL_BAND = 32
+"""Pixels over which a block's core fades its offset from the painted neighbours to zero."""
+LEVEL_SIGMA = 1.0
+"""Gaussian sigma (pixels) that keeps texture out of the offset, leaving only its level."""
+
+
+def level_to_neighbours(rgb: np.ndarray, painted: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``rgb`` with its smooth offset from the ``painted`` neighbours (where ``known``) carried
+    into the unpainted part and faded out over ``LEVEL_BAND`` pixels.
+
+    The halo is pinned on the neighbours' re-encoded pixels, and the autoencoder's round trip
+    is lossy, so the decoded halo differs from what was painted by a few grey levels: without
+    this the difference shows as a line along the block border.
+    """
+    if known.all() or not known.any():
+        return rgb
+    weight = known.astype(np.float32)
+    norm = ndimage.gaussian_filter(weight, LEVEL_SIGMA)
+    offset = (painted.astype(np.float32) - rgb) * weight
+    offset = np.stack([ndimage.gaussian_filter(o, LEVEL_SIGMA) for o in offset])
+    offset = offset / np.maximum(norm, 1e-3)
+    distance, (rows, cols) = ndimage.distance_transform_edt(~known, return_indices=True)
+    fade = np.clip(1.0 - distance / LEVEL_BAND, 0.0, 1.0) * ~known
+    leveled = rgb + offset[:, rows, cols] * fade
+    return leveled.round().clip(0, 255).astype(np.uint8)
 
 
 def timestamp_names(scratch: dict[str, ScratchRaster]) -> list[str]:

@@ -30,9 +30,11 @@ from geochange.sampling import change_maps
 from geochange.simulate import open_inputs, plan_for, simulate
 from geochange.synth import (
     DEFAULT_MODEL_DIR,
+    LEVEL_BAND,
     ImageOnGrid,
     Painter,
     SamplingOptions,
+    level_to_neighbours,
     model_hash,
     painted_mask,
 )
@@ -322,3 +324,21 @@ def test_preview_sheet_shows_both_images_and_the_change(
     red = (top_right == np.array(OUTLINE, np.uint8)[:, None, None]).all(axis=0)
     assert changed.any() and changed[red].mean() > 0.9, "the outline lies on changed pixels"
     np.testing.assert_array_equal(top_right[:, ~changed], image[:, ~changed])
+
+
+def test_leveling_joins_a_block_to_its_painted_neighbours():
+    """A core decoded 20 grey levels off its neighbour continues it at the border, and is left
+    as it is beyond the fade band."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(90, 110, (3, 64, 128)).astype(np.uint8)
+    known = np.zeros((64, 128), bool)
+    known[:, :40] = True
+    decoded = (texture.astype(int) + 20).clip(0, 255).astype(np.uint8)
+    leveled = level_to_neighbours(decoded, texture, known)
+    jump = np.abs(leveled[:, :, 40].astype(int) - texture[:, :, 39]).mean()
+    inside = np.abs(np.diff(texture.astype(int), axis=2)).mean()
+    assert jump <= 1.2 * inside
+    np.testing.assert_array_equal(
+        leveled[:, :, 40 + LEVEL_BAND :], decoded[:, :, 40 + LEVEL_BAND :]
+    )
+    np.testing.assert_array_equal(level_to_neighbours(decoded, texture, known * False), decoded)
