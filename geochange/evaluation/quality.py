@@ -251,10 +251,11 @@ def change_realism(
                 synthesize(
                     inputs, out, model_dir, pair.image, options, seed, device, overwrite=True
                 )
-            runs.append(_read_run(out))
+            runs.append({**_read_run(out), "place": pair.mask.stem})
     unchanged = [ssim(r["t1"], r["t2"], mask=r["change"] == 0) for r in runs]
     changed = [ssim(r["t1"], r["t2"], mask=r["change"] == 1) for r in runs]
-    unrelated = [ssim(a["t1"], b["t1"]) for a in runs for b in runs if a["name"] < b["name"]]
+    # Unrelated: t1 of different places (runs of one place share their real t1).
+    unrelated = [ssim(a["t1"], b["t1"]) for a in runs for b in runs if a["place"] < b["place"]]
     agree_t2, agree_t1 = [], []
     for run in runs:
         inside = run["change"] == 1
