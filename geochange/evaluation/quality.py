@@ -1,6 +1,8 @@
 """The quality report of a model, measured on held-out data only.
 
 - **autoencoder**: PSNR and SSIM of reconstructed held-out crops, per data folder;
+- **mask influence**: held-out denoising error with the true mask and with it dropped, per
+  noise band (does the model use its mask at all?);
 - **semantic fidelity**: a small segmenter trained on real training crops labels images
   generated from held-out masks; its mIoU there is set beside its mIoU on the real images, for
   each sampling variant of the ablation (with seconds per 256² tile);
