@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from geochange.model import SemanticLDM
@@ -17,3 +17,17 @@ def load_model(path: str | Path) -> SemanticLDM:
     from geochange.model import load_model as load
 
     return load(path)
+
+
+def open_result(folder: str | Path) -> Any:
+    """A finished run as a lazy ``xarray.Dataset`` (see ``geochange.analysis``)."""
+    from geochange.analysis import open_result as open_
+
+    return open_(folder)
+
+
+def change_statistics(result: Any) -> Any:
+    """Area tables of a run: by event, by transition, and the transition matrix."""
+    from geochange.analysis import change_statistics as statistics
+
+    return statistics(result)
