@@ -24,6 +24,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def one_thread():
+    """Torch on one thread: the tiny models gain nothing from threads, and on a busy shared
+    machine a second intra-op thread spinning for a core makes each step 10-50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_raster(
     path: Path,
     data: np.ndarray,

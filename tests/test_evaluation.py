@@ -16,13 +16,7 @@ from geochange.model import SemanticLDM, preset
 from geochange.synth import SamplingOptions
 from geochange.training.data import HELDOUT_SIZE
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_heldout_crops_are_the_heldout_squares(shared_data: Path):

@@ -27,14 +27,7 @@ from geochange.evaluation.segmenter import (
 )
 from geochange.training.data import TileDataset
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """A busy shared machine: a second intra-op thread makes each step much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _texture(seed: int, shape: tuple[int, ...] = (3, 48, 48)) -> np.ndarray:

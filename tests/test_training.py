@@ -22,15 +22,7 @@ from geochange.training.loops import (
     train_diffusion,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models gain nothing from threads, and on a busy shared machine a second
-    intra-op thread spinning for a core makes each step 10-50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize(

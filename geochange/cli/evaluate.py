@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from geochange.cli.options import overwrite_opt
@@ -82,30 +80,26 @@ def evaluate(
     Example:
         geochange evaluate default ../shared/data/openearthmap ../shared/data/dubai -o quality
     """
-    import shutil
-
-    from geochange.errors import InputError
     from geochange.evaluation.quality import SegmenterRecipe
     from geochange.evaluation.quality import evaluate as run_evaluation
     from geochange.synth import SamplingOptions, resolve_model
+    from geochange.writing.folder import OutputFolder
 
-    out = Path(output)
-    if out.exists():
-        if not overwrite:
-            raise InputError(f"output folder {out} exists", "pass --overwrite to replace it")
-        shutil.rmtree(out)
-    run_evaluation(
-        resolve_model(model_spec),
-        list(data_dirs),
-        out,
-        segmenter_path=segmenter,
-        recipe=SegmenterRecipe(steps=segmenter_steps),
-        options=SamplingOptions(steps=steps, sampler=sampler),
-        per_folder=crops,
-        seeds=seeds,
-        ablation=not no_ablation,
-        seams=not no_seams,
-        device=device,
-        log=lambda message: click.echo(message, err=True),
-    )
-    click.echo((out / "quality.md").read_text())
+    # The report folder appears only when the evaluation has finished, as a run's does.
+    folder = OutputFolder(output, overwrite)
+    with folder as partial:
+        run_evaluation(
+            resolve_model(model_spec),
+            list(data_dirs),
+            partial,
+            segmenter_path=segmenter,
+            recipe=SegmenterRecipe(steps=segmenter_steps),
+            options=SamplingOptions(steps=steps, sampler=sampler),
+            per_folder=crops,
+            seeds=seeds,
+            ablation=not no_ablation,
+            seams=not no_seams,
+            device=device,
+            log=lambda message: click.echo(message, err=True),
+        )
+    click.echo((folder.path / "quality.md").read_text())
