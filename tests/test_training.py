@@ -240,9 +240,9 @@ def test_an_interrupted_run_keeps_its_steps_and_resumes(shared_data: Path, tmp_p
     dataset = TileDataset(shared_data / "openearthmap", crop=32, seed=0, length=4)
     model = SemanticLDM(preset("tiny"))
     kwargs = {"batch_size": 2, "lr": 1e-3, "out_dir": tmp_path, "checkpoint_every": 100}
-    kwargs["normalize_latents"] = False  # reads no crops before the first step
     with pytest.raises(KeyboardInterrupt):
-        train_diffusion(model, _InterruptAfter(dataset, 2 * 3), steps=10, **kwargs)
+        # 4 reads for the latent and layout statistics, then 3 steps of 2 crops
+        train_diffusion(model, _InterruptAfter(dataset, 4 + 2 * 3), steps=10, **kwargs)
     assert [p.name for p in tmp_path.glob("checkpoint-*")] == ["checkpoint-3"]
     assert [step for step, _ in read_losses(tmp_path)] == [1, 2, 3]
     train_diffusion(SemanticLDM(preset("tiny")), dataset, steps=5, resume=True, **kwargs)

@@ -83,10 +83,11 @@ def train_diffusion(
     model.vae.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("vae.")]
     target = resolve_device(device)
+    # The same crops set the latent normalization now and the layout statistics at the end.
+    images, masks = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
     if normalize_latents is None:
         normalize_latents = "diffusion" not in model.training_summary
     if normalize_latents:
-        images, _ = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
         model.normalize_latents(images)
         shift = ", ".join(f"{v:.3f}" for v in model.config.latent_shift)
         (log or _quiet)(
@@ -113,7 +114,6 @@ def train_diffusion(
         target,
         progress,
     )
-    images, masks = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
     device_ = ema.class_mean.device
     ema.measure_layout_stats(ema.encode(images.to(device_)), masks.to(device_))
     return _save_final(ema, out_dir)
