@@ -1,0 +1,125 @@
+"""Where blocks are computed: in this process, or as tasks on a Dask cluster.
+
+Passes hand a ``Scheduler`` a function and a stream of work items and get the results back in
+the items' order, so the caller alone reads and writes files (one writer, whatever the number
+of workers) and writes in the same order as a single-process run, which keeps outputs
+byte-identical. Items are read lazily and only a few are in flight at once, so memory stays
+bounded by the number of workers, not by the size of the region.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from geochange.errors import InputError
+
+Item = TypeVar("Item")
+Output = TypeVar("Output")
+
+_worker_cache: dict[Hashable, Any] = {}
+
+
+def worker_cached(key: Hashable, factory: Callable[[], Output]) -> Output:
+    """``factory()`` made once per process (per Dask worker) and kept: models load once."""
+    if key not in _worker_cache:
+        _worker_cache[key] = factory()
+    return _worker_cache[key]
+
+
+class Scheduler:
+    """Runs a function over work items here (``client`` None) or on a Dask cluster."""
+
+    def __init__(self, spec: str = "local", client: Any = None, cluster: Any = None) -> None:
+        self.spec = spec
+        self.client = client
+        self.cluster = cluster
+
+    @property
+    def distributed(self) -> bool:
+        return self.client is not None
+
+    @property
+    def workers(self) -> int:
+        if self.client is None:
+            return 1
+        return max(len(self.client.scheduler_info()["workers"]), 1)
+
+    def imap(
+        self, function: Callable[[Item], Output], items: Iterable[Item]
+    ) -> Iterator[Output]:
+        """``function(item)`` for every item, yielded in the items' order.
+
+        On a cluster at most two items per worker are submitted ahead of the one being waited
+        for; ``function`` must then be picklable (a module-level function or a partial of one).
+        """
+        if self.client is None:
+            yield from map(function, items)
+            return
+        ahead = 2 * self.workers
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append(self.client.submit(function, item, pure=False))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "workers": self.workers}
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_scheduler(spec: str | None) -> Scheduler:
+    """``None`` or ``local``: this process; ``local:N``: a new cluster of N worker processes on
+    this machine; ``tcp://HOST:PORT``: the running Dask scheduler there (its workers need
+    geochange installed and, for ``--model`` folders, the same path readable)."""
+    if spec in (None, "", "local"):
+        return Scheduler()
+    from dask.distributed import Client, LocalCluster
+
+    if spec.startswith("local:"):
+        count = spec.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise InputError(
+                f"--scheduler {spec}: the number of workers must be a positive integer",
+                "write e.g. --scheduler local:4",
+            )
+        cluster = LocalCluster(
+            n_workers=int(count),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        return Scheduler(spec, Client(cluster), cluster)
+    if spec.startswith("tcp://"):
+        try:
+            client = Client(spec, timeout=20)
+        except OSError as error:
+            raise InputError(
+                f"--scheduler {spec}: no Dask scheduler answers there ({error})",
+                "start one (dask scheduler; dask worker ADDRESS) or check the address",
+            ) from error
+        return Scheduler(spec, client)
+    raise InputError(
+        f"--scheduler {spec!r} is not understood",
+        "use local (this process, the default), local:N (N worker processes) or tcp://HOST:PORT",
+    )
