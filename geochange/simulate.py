@@ -48,6 +48,7 @@ from geochange.writing.folder import OutputFolder
 from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF
 from geochange.writing.polygons import ChangePolygonWriter
 from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
+from geochange.writing.stac import write_item
 
 CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
 DEFAULT_BLOCK = 2048
@@ -273,6 +274,7 @@ def simulate(
         added = [*chained.values(), *painted.values()]
         summary["outputs"] += [str(folder.path / path.name) for path in added]
         (partial / "run.json").write_text(json.dumps(summary, indent=2))
+        write_item(partial, summary)
     reporter.close()
     final = {name: folder.path / path.name for name, path in files.items()}
     final["run"] = folder.path / "run.json"
