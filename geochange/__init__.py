@@ -31,3 +31,20 @@ def change_statistics(result: Any) -> Any:
     from geochange.analysis import change_statistics as statistics
 
     return statistics(result)
+
+
+def plot_change(result: Any, **options: Any) -> Any:
+    """Before | after images and land cover with the change outlined and a class legend;
+    options ``before``, ``after``, ``axes``, ``max_edge`` (see ``geochange.plotting``).
+    matplotlib is imported only when called."""
+    from geochange.plotting import plot_change as plot
+
+    return plot(result, **options)
+
+
+def plot_statistics(result: Any, **options: Any) -> Any:
+    """The change statistics of a run as bar charts; option ``axes`` (see
+    ``geochange.plotting``)."""
+    from geochange.plotting import plot_statistics as plot
+
+    return plot(result, **options)
