@@ -13,6 +13,7 @@ import traceback
 import click
 
 from geochange import __version__
+from geochange.cli.dataset import dataset
 from geochange.cli.evaluate import evaluate
 from geochange.cli.events import events
 from geochange.cli.example import example
@@ -77,3 +78,4 @@ cli.add_command(example)
 cli.add_command(synth)
 cli.add_command(train)
 cli.add_command(evaluate)
+cli.add_command(dataset)

@@ -1,0 +1,662 @@
+"""``dataset``: change-detection training pairs from real image + mask tiles (the paper's use).
+
+Each pair is a crop of a source tile: t1 is the real image and its mask the t1 land cover;
+change events edit the mask into the t2 land cover, and the diffusion model paints t2 from the
+real image's latents with the ChangeAnywhere rule. Pairs are written in the LEVIR-CD or the
+SECOND layout.
+
+Every pair's randomness (crop, events, noise) comes from ``SeedSequence([seed, pair index,
+...])`` and its model runs on one thread, so a pair is the same bytes whatever order pairs are
+made in and whichever worker makes it (on the same software and CPU type).
+The driver reads the crops and writes every file (one writer); tasks run the events and the
+model. Files go into a hidden ``.OUT.partial`` folder under temporary names, renamed into place;
+a pair is logged done only once all its files are there. A run stopped at any moment (Ctrl-C,
+SIGTERM, even SIGKILL) keeps the partial folder and its log, ``resume`` goes on from it, and the
+folder is renamed to ``OUT`` when the last pair is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from rasterio.enums import ColorInterp
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from geochange.classes import (
+    CLASS_NAMES,
+    NODATA,
+    NUM_CLASSES,
+    PALETTE,
+    ClassScheme,
+    load_scheme,
+    unknown_values_error,
+)
+from geochange.distributed import Scheduler
+from geochange.errors import InputError
+from geochange.events import Event, EventWindow, RegionStats
+from geochange.events.stats import measure_buildings
+from geochange.grid import Grid, open_raster
+from geochange.manifest import run_key
+from geochange.model import load_model
+from geochange.plan import Block
+from geochange.report import Reporter
+from geochange.simulate import BUILDING_SAMPLE, _versions
+from geochange.synth import (
+    BlockJob,
+    Painter,
+    PainterSpec,
+    SamplingOptions,
+    model_info,
+    paint_task,
+    pick_device,
+    resolve_model,
+)
+from geochange.training.data import DEFAULT_SCHEMES, find_pairs
+
+LAYOUTS: dict[str, tuple[str, ...]] = {
+    "levir": ("A", "B", "label"),
+    "second": ("im1", "im2", "label1", "label2"),
+}
+"""The folders of one split in each layout: t1 image, t2 image, then the labels."""
+SPLIT_CYCLE = ("train", "test", "train", "val", "train", "train", "test", "train", "train", "train")
+"""Split of pair i is ``SPLIT_CYCLE[i % 10]``: 70/10/20 as LEVIR-CD, every split present from
+four pairs on, and a pair's split (and file name) does not depend on ``--pairs``."""
+SPLITS = ("train", "val", "test")
+DEFAULT_GSD = 0.5
+"""Pixel size in metres assumed for source tiles without georeferencing."""
+MIN_LABELLED = 0.5
+"""A crop is redrawn (up to ``CROP_ATTEMPTS`` times) while less than this share is labelled."""
+CROP_ATTEMPTS = 10
+SECOND_PALETTE = bytes([0, 0, 0, *(v for rgb in PALETTE for v in rgb)]).ljust(768, b"\0")
+"""SECOND labels: 0 no change (black; OpenEarthMap's road is white), 1-8 the OpenEarthMap codes
+in their colours; the rest of the 256 entries black, so the PNG stays 8-bit."""
+LOG, PARAMS = "pairs.jsonl", "parameters.json"
+"""Kept in the partial folder only: the pairs done so far and what they were made with."""
+
+
+@dataclass(frozen=True)
+class SourceTile:
+    image: Path
+    mask: Path
+    height: int
+    width: int
+    pixel_size_m: tuple[float, float]
+
+
+class TileSource:
+    """The image + mask tiles of a folder (any layout ``find_pairs`` knows), read crop by crop.
+
+    Images must be RGB uint8 (they are copied into the pairs byte for byte); a tile without
+    georeferencing is taken to have pixels of ``gsd`` metres.
+    """
+
+    def __init__(
+        self, root: str | Path, classes: str | None = None, gsd: float = DEFAULT_GSD
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"source folder {self.root} does not exist")
+        if gsd <= 0:
+            raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
+        self.layout, files = find_pairs(self.root)
+        self.scheme: ClassScheme = load_scheme(classes or DEFAULT_SCHEMES[self.layout])
+        self.tiles = [self._open(image, mask, gsd) for image, mask in files]
+
+    def _open(self, image: Path, mask: Path, gsd: float) -> SourceTile:
+        with open_raster(image) as img, open_raster(mask) as lab:
+            if img.count < 3 or img.dtypes[0] != "uint8":
+                raise InputError(
+                    f"source image {image} must be RGB uint8 (it has {img.count} band(s) of "
+                    f"{img.dtypes[0]})",
+                    "convert it, e.g. gdal_translate -ot Byte -scale -b 1 -b 2 -b 3 IN OUT",
+                )
+            if img.shape != lab.shape:
+                raise InputError(
+                    f"source image {image} is {img.width}x{img.height} px but its mask {mask} "
+                    f"is {lab.width}x{lab.height} px",
+                    "give each image a mask of the same size",
+                )
+            size = (gsd, gsd)
+            if img.crs:
+                size = Grid(img.crs, img.transform, img.width, img.height).pixel_size_m()
+            return SourceTile(image, mask, img.height, img.width, size)
+
+    def weights(self, size: int) -> np.ndarray:
+        """Each tile's chance to be cropped: its share of the crop positions of ``size`` px."""
+        counts = np.array(
+            [max(t.height - size + 1, 0) * max(t.width - size + 1, 0) for t in self.tiles], float
+        )
+        if not counts.sum():
+            raise InputError(
+                f"no source tile in {self.root} is at least {size}x{size} px",
+                "choose a smaller --tile-size",
+            )
+        return counts / counts.sum()
+
+    def read(self, tile: int, row: int, col: int, size: int) -> tuple[np.ndarray, ...]:
+        """One crop: RGB uint8 (3, s, s), where the image is valid, and class indices."""
+        found = self.tiles[tile]
+        window = Window(col, row, size, size)
+        with open_raster(found.image) as ds:
+            rgb = ds.read([1, 2, 3], window=window)
+            valid = ds.read_masks(1, window=window) > 0
+        with open_raster(found.mask) as ds:
+            classes, unknown = self.scheme.classify(_mask_values(ds, window, self.scheme))
+        if unknown:
+            raise unknown_values_error(self.scheme, unknown)
+        return rgb, valid, classes
+
+    def describe(self) -> dict:
+        """What ``dataset.json`` and the resume check record: files, hashes, class scheme."""
+        return {
+            "layout": self.layout,
+            "classes": self.scheme.name,
+            "files": [
+                {
+                    "image": t.image.relative_to(self.root).as_posix(),
+                    "mask": t.mask.relative_to(self.root).as_posix(),
+                    "image_sha256": _sha256(t.image),
+                    "mask_sha256": _sha256(t.mask),
+                    "pixel_size_m": [round(s, 4) for s in t.pixel_size_m],
+                }
+                for t in self.tiles
+            ],
+        }
+
+
+def _mask_values(ds: DatasetReader, window: Window, scheme: ClassScheme) -> np.ndarray:
+    """A mask window as the scheme reads it: one band of codes, or RGB (palettes expanded)."""
+    if scheme.colours is None:
+        return ds.read(1, window=window)
+    if ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette:
+        lookup = np.zeros((3, 256), np.uint8)
+        for value, rgba in ds.colormap(1).items():
+            lookup[:, value] = rgba[:3]
+        return lookup[:, ds.read(1, window=window)]
+    return ds.read([1, 2, 3], window=window)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def split_of(index: int) -> tuple[str, int]:
+    """Pair ``index``'s split and its number (from 1) among that split's pairs."""
+    cycle = len(SPLIT_CYCLE)
+    split = SPLIT_CYCLE[index % cycle]
+    before = SPLIT_CYCLE[: index % cycle].count(split)
+    return split, (index // cycle) * SPLIT_CYCLE.count(split) + before + 1
+
+
+def file_name(layout: str, index: int) -> tuple[str, str]:
+    """Split and file name of pair ``index``: ``train_7.png`` (LEVIR-CD), ``00007.png`` (SECOND)."""
+    split, number = split_of(index)
+    return split, f"{split}_{number}.png" if layout == "levir" else f"{number:05d}.png"
+
+
+def label_arrays(layout: str, t1: np.ndarray, t2: np.ndarray) -> list[np.ndarray]:
+    """The label images of a pair from its t1/t2 class indices.
+
+    LEVIR-CD: one binary map, 255 where the class changed. SECOND: the t1 and t2 classes as
+    OpenEarthMap codes (index + 1) where the class changed, 0 elsewhere.
+    """
+    changed = t1 != t2
+    if layout == "levir":
+        return [changed.astype(np.uint8) * 255]
+    return [np.where(changed, c + 1, 0).astype(np.uint8) for c in (t1, t2)]
+
+
+@dataclass
+class PairJob:
+    """One pair's crop, read by the driver so tasks need no files."""
+
+    index: int
+    tile: int
+    row: int
+    col: int
+    rgb: np.ndarray
+    valid: np.ndarray
+    t1: np.ndarray
+    pixel_size_m: tuple[float, float]
+
+
+@dataclass
+class PairResult:
+    job: PairJob
+    t2: np.ndarray
+    event: np.ndarray
+    """Event code per pixel (0 unchanged, k for the k-th event)."""
+    image: np.ndarray
+    """The painted t2 image, RGB uint8 (3, s, s)."""
+    model_s: float
+
+
+@dataclass(frozen=True)
+class PairMaker:
+    """What every task shares: the events, the seed, and the painter (or how to build it)."""
+
+    events: tuple[Event, ...]
+    seed: int
+    painter: Painter | PainterSpec
+
+
+def simulate_pair(
+    events: Sequence[Event],
+    t1: np.ndarray,
+    pixel_size_m: tuple[float, float],
+    seed: int,
+    index: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """t2 classes and event codes: the events on one crop, which is their whole region.
+
+    Count parameters (``building_add:count=3``) are per pair; building sizes are drawn from the
+    crop's own buildings.
+    """
+    whole = (slice(None), slice(None))
+    stats = RegionStats(
+        building_sizes_m=measure_buildings(t1, whole, pixel_size_m, BUILDING_SAMPLE),
+        class_pixels=np.bincount(t1[t1 != NODATA], minlength=NUM_CLASSES),
+    )
+    window = EventWindow(t1, t1.copy(), np.zeros_like(t1), whole, pixel_size_m, stats)
+    for k, event in enumerate(events):
+        count = int(event.values[event.count_param]) if event.count_param else 0
+        event.apply(window, k + 1, np.random.default_rng([seed, index, 1, k]), count)
+    return window.t2, window.event
+
+
+def make_pair(maker: PairMaker, job: PairJob) -> PairResult:
+    """The events and the t2 image of one pair (here, or on a Dask worker)."""
+    t2, event = simulate_pair(maker.events, job.t1, job.pixel_size_m, maker.seed, job.index)
+    size = job.t1.shape[0]
+    # The pair index as block row seeds the noise, so every pair gets its own.
+    whole = Window(0, 0, size, size)
+    block = Block(job.index, 0, whole, whole)
+    unknown = np.zeros(job.t1.shape, bool)
+    paint = BlockJob(block, [job.t1, t2], {}, unknown, (job.rgb, job.valid))
+    with _one_thread():
+        images, _, model_s, _ = paint_task(maker.painter, paint)
+    return PairResult(job, t2, event, images[1], model_s)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread: float sums depend on how work is split among threads, so this is
+    what makes a pair's bytes the same in this process and on any worker (parallelism comes
+    from ``--scheduler local:N``; on a shared CPU more threads are slower anyway)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def open_painter(model: str, options: SamplingOptions, seed: int, device: str) -> Painter:
+    """The painter of model ``default`` or a model folder, with the spec that Dask workers
+    build the same painter from."""
+    folder = resolve_model(model)
+    loaded = load_model(folder)
+    info = model_info(folder, loaded)
+    name = model if model == "default" else str(folder.absolute())
+    spec = PainterSpec(name, info["sha256"], json.dumps(options.to_dict()), seed, device)
+    return Painter(loaded, options, seed, pick_device(device), model_info=info, spec=spec)
+
+
+@dataclass
+class DatasetResult:
+    output: Path
+    summary: dict
+
+
+def make_dataset(
+    source: TileSource,
+    output: str | Path,
+    pairs: int,
+    painter: Painter,
+    events: Sequence[Event],
+    layout: str = "levir",
+    overwrite: bool = False,
+    resume: bool = False,
+    scheduler: Scheduler | None = None,
+    reporter: Reporter | None = None,
+) -> DatasetResult:
+    """Write ``pairs`` pairs of ``painter.options.tile_size`` px into folder ``output``.
+
+    The painter's seed seeds the pairs too. Pairs are made on ``scheduler`` (default: here) and
+    written in index order; ``resume`` goes on from an interrupted run with the same parameters.
+    """
+    if layout not in LAYOUTS:
+        raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if pairs < 1:
+        raise InputError("--pairs must be at least 1")
+    if not events:
+        raise InputError("no --events given", "add e.g. --events building_add:count=3")
+    scheduler = scheduler or Scheduler()
+    reporter = reporter or Reporter()
+    if scheduler.distributed and painter.spec is None:
+        raise InputError("this painter has no model spec for Dask workers to load")
+    size, seed = painter.options.tile_size, painter.seed
+    weights = source.weights(size)
+    parameters = {
+        "layout": layout,
+        "pairs": pairs,
+        "tile_size": size,
+        "seed": seed,
+        "events": [{"name": e.name, **e.values} for e in events],
+        "source": source.describe(),
+        "model": {**painter.fingerprint(), "device": str(painter.device)},
+    }
+    folder = PartialFolder(output, overwrite, resume)
+    with folder as partial_dir:
+        done = folder.start(parameters)
+        todo = [i for i in range(pairs) if i not in done]
+        maker = PairMaker(tuple(events), seed, painter.spec if scheduler.distributed else painter)
+        jobs = (_job(source, weights, size, seed, index) for index in todo)
+        reporter.stage("pairs", pairs)
+        reporter.advance(len(done))
+        model_s = 0.0
+        tic = time.perf_counter()
+        try:
+            for result in scheduler.imap(partial(make_pair, maker), jobs):
+                done[result.job.index] = _write_pair(partial_dir, layout, result, len(events))
+                folder.log(done[result.job.index])
+                model_s += result.model_s
+                reporter.advance()
+        except BaseException:
+            reporter.close()
+            reporter.warning(
+                f"stopped: {len(done)} of {pairs} pairs are kept in {partial_dir}; run the same "
+                "command with --resume to go on"
+            )
+            raise
+        seconds = time.perf_counter() - tic
+        reporter.close()
+        records = [done[i] for i in range(pairs)]
+        summary = _summary(parameters, source, painter, records, events, layout)
+        summary["timing"] = {
+            "pairs_made": len(todo),
+            "pairs_resumed": pairs - len(todo),
+            "seconds": round(seconds, 3),
+            "pairs_per_second": round(len(todo) / seconds, 4) if seconds > 0 else None,
+            "model_s": round(model_s, 3),
+            "scheduler": scheduler.describe(),
+        }
+        _write_pairs_csv(partial_dir / "pairs.csv", records, source, events)
+        (partial_dir / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return DatasetResult(folder.path, summary)
+
+
+def _job(source: TileSource, weights: np.ndarray, size: int, seed: int, index: int) -> PairJob:
+    """Pair ``index``'s crop: a tile drawn by its share of crop positions, a position in it,
+    redrawn while less than ``MIN_LABELLED`` of it is labelled (the best one kept)."""
+    rng = np.random.default_rng([seed, index, 0])
+    best: PairJob | None = None
+    for _ in range(CROP_ATTEMPTS):
+        tile = int(rng.choice(len(weights), p=weights))
+        found = source.tiles[tile]
+        row = int(rng.integers(0, found.height - size + 1))
+        col = int(rng.integers(0, found.width - size + 1))
+        rgb, valid, t1 = source.read(tile, row, col, size)
+        job = PairJob(index, tile, row, col, rgb, valid, t1, found.pixel_size_m)
+        labelled = np.mean(valid & (t1 != NODATA))
+        if best is None or labelled > np.mean(best.valid & (best.t1 != NODATA)):
+            best = job
+        if labelled >= MIN_LABELLED:
+            break
+    return best
+
+
+def _write_pair(folder: Path, layout: str, result: PairResult, events: int) -> dict:
+    """The pair's files under temporary names, renamed into place; its record for the log."""
+    job = result.job
+    split, name = file_name(layout, job.index)
+    arrays = [job.rgb, result.image, *label_arrays(layout, job.t1, result.t2)]
+    written = []
+    for sub, array in zip(LAYOUTS[layout], arrays, strict=True):
+        target = folder / split / sub / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.parent / f".{name}.tmp"
+        paletted = layout == "second" and sub.startswith("label")
+        temporary.write_bytes(_png(array, SECOND_PALETTE if paletted else None))
+        written.append((temporary, target))
+    for temporary, target in written:
+        os.replace(temporary, target)
+    pixels = np.bincount(result.event.ravel(), minlength=events + 1)
+    return {
+        "index": job.index,
+        "split": split,
+        "name": name,
+        "tile": job.tile,
+        "row": job.row,
+        "col": job.col,
+        "labelled_px": int(np.sum(job.valid & (job.t1 != NODATA))),
+        "event_px": [int(p) for p in pixels[1:]],
+    }
+
+
+def _png(array: np.ndarray, palette: bytes | None) -> bytes:
+    """PNG bytes of RGB (3, h, w), or of a 2-D label: 8-bit grey, or paletted with ``palette``.
+
+    Pillow writes no time stamps, so equal arrays give equal files."""
+    if array.ndim == 3:
+        image = Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)))
+    elif palette is None:
+        image = Image.fromarray(array)
+    else:
+        image = Image.frombytes("P", (array.shape[1], array.shape[0]), array.tobytes())
+        image.putpalette(palette)
+    stream = io.BytesIO()
+    image.save(stream, format="PNG")
+    return stream.getvalue()
+
+
+def _summary(
+    parameters: dict,
+    source: TileSource,
+    painter: Painter,
+    records: list[dict],
+    events: Sequence[Event],
+    layout: str,
+) -> dict:
+    """``dataset.json`` but for its timing: parameters, provenance, counts."""
+    import diffusers
+    import PIL
+    import torch
+
+    size = parameters["tile_size"]
+    changed = [sum(r["event_px"]) for r in records]
+    unchanged = sum(c == 0 for c in changed)
+    by_event = [
+        {
+            "event": event.name,
+            "pairs": sum(r["event_px"][k] > 0 for r in records),
+            "pixels": sum(r["event_px"][k] for r in records),
+        }
+        for k, event in enumerate(events)
+    ]
+    codes = {str(i + 1): name for i, name in enumerate(CLASS_NAMES)}
+    labels = (
+        {"label": "uint8 grey PNG: 0 unchanged, 255 changed (t1 class != t2 class)"}
+        if layout == "levir"
+        else {
+            "label1, label2": "uint8 paletted PNG: 0 no change, else the OpenEarthMap code "
+            "(class index + 1) of t1 (label1) or t2 (label2) where the class changed",
+            "codes": codes,
+            "palette": {"0": [0, 0, 0], **{str(i + 1): list(c) for i, c in enumerate(PALETTE)}},
+        }
+    )
+    return {
+        "layout": layout,
+        "folders": {s: [f"{s}/{sub}" for sub in LAYOUTS[layout]] for s in SPLITS},
+        "labels": labels,
+        "pairs": parameters["pairs"],
+        "tile_size": size,
+        "seed": parameters["seed"],
+        "events": parameters["events"],
+        "event_counts": "count parameters are per pair",
+        "source": {"root": str(source.root.absolute()), **parameters["source"]},
+        "model": painter.model_info,
+        "sampling": {**painter.options.to_dict(), "device": str(painter.device)},
+        "splits": {s: sum(r["split"] == s for r in records) for s in SPLITS},
+        "changes": {
+            "unchanged_pairs": unchanged,
+            "unchanged_share": round(unchanged / len(records), 4),
+            "changed_pixel_share": round(sum(changed) / (len(records) * size * size), 6),
+            "by_event": by_event,
+        },
+        "versions": {
+            **_versions(),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "pillow": PIL.__version__,
+        },
+    }
+
+
+def _write_pairs_csv(
+    path: Path, records: list[dict], source: TileSource, events: Sequence[Event]
+) -> None:
+    """One row per pair: where it was cropped from and the pixels each event changed."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        columns = ["split", "name", "source_image", "row", "col", "labelled_px"]
+        writer.writerow(columns + [f"{e.name}_px" for e in events])
+        for r in records:
+            image = source.tiles[r["tile"]].image.relative_to(source.root).as_posix()
+            writer.writerow(
+                [r["split"], r["name"], image, r["row"], r["col"], r["labelled_px"], *r["event_px"]]
+            )
+
+
+class PartialFolder:
+    """Folder ``path`` written through a hidden ``.NAME.partial`` folder renamed at the end.
+
+    As ``geochange.writing.folder.OutputFolder``, except that a stopped run keeps the partial
+    folder, with the log of its finished pairs, for ``resume``. A lock keeps two runs out of it.
+    """
+
+    def __init__(self, path: str | Path, overwrite: bool, resume: bool) -> None:
+        self.path = Path(path).absolute()
+        self.partial = self.path.parent / f".{self.path.name}.partial"
+        self.resume = resume
+        if overwrite and resume:
+            raise InputError(
+                "--overwrite and --resume exclude each other",
+                "--resume goes on with an unfinished run, --overwrite starts over",
+            )
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"output {self.path} exists and is not a folder")
+        if self.path.exists() and not overwrite:
+            finished = " and is finished: there is nothing to resume" if resume else ""
+            raise InputError(
+                f"output folder {self.path} already exists{finished}",
+                "choose another -o/--output or add --overwrite to replace it",
+            )
+        if self.partial.is_dir() and not (resume or overwrite):
+            raise InputError(
+                f"an unfinished run of {self.path} is in {self.partial}",
+                "add --resume to go on with it, or --overwrite to start over",
+            )
+        self._lock: int | None = None
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            raise InputError(
+                f"another geochange run is writing {self.path} right now",
+                "wait for it to finish, or choose another -o/--output",
+            ) from None
+        self._lock = lock
+        if not self.resume:
+            shutil.rmtree(self.partial, ignore_errors=True)
+        self.partial.mkdir(exist_ok=True)
+        return self.partial
+
+    @property
+    def _lock_path(self) -> Path:
+        return self.path.parent / f".{self.path.name}.lock"
+
+    def start(self, parameters: dict) -> dict[int, dict]:
+        """The records of the pairs already done; a resume with other ``parameters`` is refused.
+
+        A log line cut by a kill is dropped (its pair is made again), as are temporary files.
+        """
+        key = run_key(parameters)
+        saved_path = self.partial / PARAMS
+        if saved_path.is_file():
+            saved = json.loads(saved_path.read_text())
+            if saved["key"] != key:
+                differ = [k for k in parameters if saved["parameters"].get(k) != parameters[k]]
+                raise InputError(
+                    f"the unfinished run in {self.partial} was made with other "
+                    f"{', '.join(differ) or 'parameters'}, so its pairs cannot be reused",
+                    "resume with exactly the same command, or use --overwrite to start over",
+                )
+        else:
+            _write_atomic(saved_path, json.dumps({"key": key, "parameters": parameters}))
+        done: dict[int, dict] = {}
+        log = self.partial / LOG
+        if log.is_file():
+            for line in log.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                done[record["index"]] = record
+        _write_atomic(log, "".join(json.dumps(r) + "\n" for r in done.values()))
+        for stale in self.partial.glob("*/*/.*.tmp"):
+            stale.unlink()
+        return done
+
+    def log(self, record: dict) -> None:
+        """Record a pair as done (its files are in place); closed at once, so a kill keeps it."""
+        with open(self.partial / LOG, "a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                (self.partial / LOG).unlink()
+                (self.partial / PARAMS).unlink()
+                if self.path.exists():
+                    old = self.path.parent / f".{self.path.name}.old"
+                    shutil.rmtree(old, ignore_errors=True)
+                    self.path.rename(old)
+                    self.partial.rename(self.path)
+                    shutil.rmtree(old)
+                else:
+                    self.partial.rename(self.path)
+        finally:
+            if self._lock is not None:
+                self._lock_path.unlink(missing_ok=True)
+                os.close(self._lock)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
