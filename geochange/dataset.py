@@ -6,8 +6,9 @@ real image's latents with the ChangeAnywhere rule. Pairs are written in the LEVI
 SECOND layout.
 
 Every pair's randomness (crop, events, noise) comes from ``SeedSequence([seed, pair index,
-...])`` and its model runs on one thread, so a pair is the same bytes whatever order pairs are
-made in and whichever worker makes it (on the same software and CPU type).
+...])`` and the painter's torch thread count is fixed (``geochange dataset`` uses one), so a
+pair is the same bytes whatever order pairs are made in and whichever worker makes it (on the
+same software and CPU type).
 The driver reads the crops and writes every file (one writer); tasks run the events and the
 model. Files go into a hidden ``.OUT.partial`` folder under temporary names, renamed into place;
 a pair is logged done only once all its files are there. A run stopped at any moment (Ctrl-C,
@@ -25,8 +26,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -53,19 +53,14 @@ from geochange.events import Event, EventWindow, RegionStats
 from geochange.events.stats import measure_buildings
 from geochange.grid import Grid, open_raster
 from geochange.manifest import run_key
-from geochange.model import load_model
 from geochange.plan import Block
 from geochange.report import Reporter
-from geochange.simulate import BUILDING_SAMPLE, _versions
+from geochange.simulate import BUILDING_SAMPLE, versions
 from geochange.synth import (
     BlockJob,
     Painter,
     PainterSpec,
-    SamplingOptions,
-    model_info,
     paint_task,
-    pick_device,
-    resolve_model,
 )
 from geochange.training.data import DEFAULT_SCHEMES, find_pairs
 
@@ -293,33 +288,8 @@ def make_pair(maker: PairMaker, job: PairJob) -> PairResult:
     block = Block(job.index, 0, whole, whole)
     unknown = np.zeros(job.t1.shape, bool)
     paint = BlockJob(block, [job.t1, t2], {}, unknown, (job.rgb, job.valid))
-    with _one_thread():
-        images, _, model_s, _ = paint_task(maker.painter, paint)
+    images, _, model_s, _ = paint_task(maker.painter, paint)
     return PairResult(job, t2, event, images[1], model_s)
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch on one thread: float sums depend on how work is split among threads, so this is
-    what makes a pair's bytes the same in this process and on any worker (parallelism comes
-    from ``--scheduler local:N``; on a shared CPU more threads are slower anyway)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def open_painter(model: str, options: SamplingOptions, seed: int, device: str) -> Painter:
-    """The painter of model ``default`` or a model folder, with the spec that Dask workers
-    build the same painter from."""
-    folder = resolve_model(model)
-    loaded = load_model(folder)
-    info = model_info(folder, loaded)
-    name = model if model == "default" else str(folder.absolute())
-    spec = PainterSpec(name, info["sha256"], json.dumps(options.to_dict()), seed, device)
-    return Painter(loaded, options, seed, pick_device(device), model_info=info, spec=spec)
 
 
 @dataclass
@@ -481,7 +451,6 @@ def _summary(
     """``dataset.json`` but for its timing: parameters, provenance, counts."""
     import diffusers
     import PIL
-    import torch
 
     size = parameters["tile_size"]
     changed = [sum(r["event_px"]) for r in records]
@@ -525,7 +494,7 @@ def _summary(
             "by_event": by_event,
         },
         "versions": {
-            **_versions(),
+            **versions(),
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
             "pillow": PIL.__version__,

@@ -47,9 +47,7 @@ class Scheduler:
             return 1
         return max(len(self.client.scheduler_info()["workers"]), 1)
 
-    def imap(
-        self, function: Callable[[Item], Output], items: Iterable[Item]
-    ) -> Iterator[Output]:
+    def imap(self, function: Callable[[Item], Output], items: Iterable[Item]) -> Iterator[Output]:
         """``function(item)`` for every item, yielded in the items' order.
 
         On a cluster at most two items per worker are submitted ahead of the one being waited

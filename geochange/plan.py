@@ -86,6 +86,13 @@ class Plan:
         """Every block, phase by phase (the order of the event pass)."""
         return iter(sorted(self.blocks(), key=lambda b: (b.phase, b.row, b.col)))
 
+    def phases(self) -> list[list[Block]]:
+        """The blocks of each phase, in ``phased`` order; empty phases left out."""
+        groups: list[list[Block]] = [[], [], [], []]
+        for block in self.phased():
+            groups[block.phase].append(block)
+        return [group for group in groups if group]
+
     def __len__(self) -> int:
         return self.rows * self.cols
 

@@ -22,11 +22,23 @@ class ScratchRaster:
     windows are (bands, h, w), as rasterio reads them.
     """
 
-    def __init__(self, path: Path, height: int, width: int, fill: int = 0, bands: int = 1) -> None:
+    def __init__(
+        self,
+        path: Path,
+        height: int,
+        width: int,
+        fill: int = 0,
+        bands: int = 1,
+        reuse: bool = False,
+    ) -> None:
+        """``reuse`` keeps the pixels of an existing file of the right size (a resumed run)."""
         self.path = path
         self.height, self.width, self.bands = height, width, bands
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         row_bytes = width * bands
+        if reuse and path.is_file() and path.stat().st_size == height * row_bytes:
+            self._fd = os.open(path, os.O_RDWR)
+            return
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         if fill:
             row = np.full(row_bytes, fill, np.uint8).tobytes()
             for r in range(height):

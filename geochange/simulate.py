@@ -8,7 +8,9 @@ Three streaming passes over the blocks of the plan, each holding one window in m
    block plus halo;
 3. **write** – stream t1/t2 land cover, the change raster and change polygons.
 
-Intermediate rasters live in raw scratch files inside the partial output folder.
+Intermediate rasters live in raw scratch files inside the partial output folder. The events
+pass (and a painter's pass) can run its blocks as tasks on a Dask cluster
+(``geochange.distributed``); the results come back in order and only this process writes.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import hashlib
 import json
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -36,10 +40,12 @@ from geochange.classes import (
     to_codes,
     unknown_values_error,
 )
+from geochange.distributed import Scheduler
 from geochange.errors import InputError
 from geochange.events import Event, EventWindow, RegionStats, parse_events
 from geochange.events.stats import measure_buildings
 from geochange.grid import Grid, LandCover
+from geochange.manifest import Manifest, run_key
 from geochange.plan import Block, Plan, make_plan
 from geochange.report import Reporter
 from geochange.scratch import ScratchRaster
@@ -89,12 +95,26 @@ class Inputs:
         self.close()
 
 
-Painter = Callable[
-    [Inputs, Plan, dict[str, ScratchRaster], Path, dict[str, str], Reporter],
-    tuple[dict[str, Path], dict],
-]
-"""Runs after the write pass with the scratch t1/t2 classes still open (see ``geochange.synth``):
-writes more outputs into the partial folder, returns them and a section for ``run.json``."""
+class Painter(Protocol):
+    """Runs after the write pass with the scratch t1/t2 classes still open (see
+    ``geochange.synth``): writes more outputs into the partial folder, returns them and a section
+    for ``run.json``."""
+
+    def fingerprint(self) -> dict:
+        """What the painted pixels depend on besides the land cover (part of the resume key)."""
+        ...
+
+    def __call__(
+        self,
+        inputs: Inputs,
+        plan: Plan,
+        scratch: dict[str, ScratchRaster],
+        folder: Path,
+        creation_options: dict[str, str],
+        reporter: Reporter,
+        scheduler: Scheduler,
+        manifest: Manifest,
+    ) -> tuple[dict[str, Path], dict]: ...
 
 
 @dataclass
@@ -201,28 +221,49 @@ def simulate(
     reporter: Reporter | None = None,
     painter: Painter | None = None,
     timestamps: int = 2,
+    scheduler: Scheduler | None = None,
+    resume: bool = False,
 ) -> Result:
     """Simulate the events on the inputs and write the change maps to folder ``output``.
 
     A ``painter`` adds outputs made from the simulated land cover (the images of ``synth``).
     ``timestamps`` > 2 chains fresh events on each land cover (t3, t4, ...), written as
-    ``tN_landcover.tif`` and left in the scratch rasters for the painter.
+    ``tN_landcover.tif`` and left in the scratch rasters for the painter. ``scheduler`` runs the
+    block tasks (default: this process). ``resume`` continues a killed run into the same
+    ``output``: the land-cover passes are redone (they are deterministic and fast) and the
+    painter skips the blocks it had finished.
     """
     if timestamps < 2:
         raise InputError("--timestamps must be at least 2")
     reporter = reporter or Reporter()
-    folder = OutputFolder(output, overwrite)
+    scheduler = scheduler or Scheduler()
+    folder = OutputFolder(output, overwrite, resume)
     plan = plan_for(inputs, block_size)
     grid = inputs.grid
-    per_pixel = 4.2 + (12 if painter is not None else 0)  # two RGB images, partial and COG
-    per_pixel *= timestamps / 2
+    # per timestamp: land cover scratch and outputs; an image's scratch, partial file and COG
+    per_pixel = 2.1 + (9.5 if painter is not None else 0)
+    per_pixel *= timestamps
     folder.require_space(int(grid.width * grid.height * per_pixel) + 10_000_000)
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    inputs_info = {k: _file_info(p) for k, p in inputs.paths.items()}
+    key = run_key(
+        {
+            **describe(inputs, plan, folder.path),
+            "seed": seed,
+            "timestamps": timestamps,
+            "inputs": {k: v["sha256"] for k, v in inputs_info.items()},
+            "painter": None if painter is None else painter.fingerprint(),
+            "geochange": __version__,
+        }
+    )
+    if resume:
+        Manifest.verify(folder.partial, key)
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"),
         folder as partial,
     ):
+        manifest = Manifest(partial, key, resume)
         scratch = {
             name: ScratchRaster(partial / f".{name}.raw", grid.height, grid.width)
             for name in ("t1", "t2", "event")
@@ -232,7 +273,7 @@ def simulate(
             stats, block_pixels = _scan(inputs, plan, scratch, reporter)
             timings["scan_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
-            _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter)
+            _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter, scheduler)
             timings["events_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
             files, polygons, changed = _write(
@@ -241,7 +282,16 @@ def simulate(
             timings["write_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
             chained = _chain(
-                inputs, plan, scratch, stats, seed, timestamps, partial, creation_options, reporter
+                inputs,
+                plan,
+                scratch,
+                stats,
+                seed,
+                timestamps,
+                partial,
+                creation_options,
+                reporter,
+                scheduler,
             )
             files.update(chained)
             timings["chain_s"] = time.perf_counter() - tic
@@ -250,7 +300,14 @@ def simulate(
             if painter is not None:
                 tic = time.perf_counter()
                 painted, extra = painter(
-                    inputs, plan, scratch, partial, creation_options or {}, reporter
+                    inputs,
+                    plan,
+                    scratch,
+                    partial,
+                    creation_options or {},
+                    reporter,
+                    scheduler,
+                    manifest,
                 )
                 files.update(painted)
                 timings["paint_s"] = time.perf_counter() - tic
@@ -261,18 +318,21 @@ def simulate(
         summary = {
             **describe(inputs, plan, folder.path),
             "seed": seed,
-            "inputs": {k: _file_info(p) for k, p in inputs.paths.items()},
+            "inputs": inputs_info,
             "changes": {
                 "pixels_by_event": changed,
                 "polygons": polygons.count,
                 "area_m2_by_event": polygons.area_by_event,
             },
-            "versions": _versions(),
+            "versions": versions(),
             "timings": {k: round(v, 3) for k, v in timings.items()},
+            "scheduler": scheduler.describe(),
+            "resumed": manifest.resumed,
             **extra,
         }
         added = [*chained.values(), *painted.values()]
         summary["outputs"] += [str(folder.path / path.name) for path in added]
+        manifest.remove()
         (partial / "run.json").write_text(json.dumps(summary, indent=2))
         write_item(partial, summary)
     reporter.close()
@@ -379,36 +439,57 @@ def _simulate_events(
     block_pixels: np.ndarray,
     seed: int,
     reporter: Reporter,
+    scheduler: Scheduler,
 ) -> None:
-    """Pass 2: every event on every block (with halo), phase by phase."""
+    """Pass 2: every event on every block (with halo), phase by phase.
+
+    Windows of one phase never overlap, so its blocks are independent tasks; a phase starts
+    once the one before is written.
+    """
     names = inputs.event_names()
     first_code = len(names) - len(inputs.events) + 1
     counts = _block_counts(inputs, block_pixels, seed, reporter)
     pixel_size = inputs.grid.pixel_size_m()
+    task = partial(_apply_events, inputs.events, first_code, seed)
     reporter.stage("events", len(plan))
-    for block in plan.phased():
-        if not inputs.events or not block_pixels[block.row, block.col].any():
+    for phase in plan.phases():
+        busy = [b for b in phase if inputs.events and block_pixels[b.row, b.col].any()]
+        reporter.advance(len(phase) - len(busy))
+
+        def jobs(blocks: list[Block]) -> Iterator[tuple[Block, EventWindow, list[int]]]:
+            for block in blocks:
+                allowed = None
+                if inputs.where is not None:
+                    allowed = rasterize(inputs.where, inputs.grid, block.window) > 0
+                window = EventWindow(
+                    t1=scratch["t1"].read(block.window),
+                    t2=scratch["t2"].read(block.window),
+                    event=scratch["event"].read(block.window),
+                    core=block.core_in_window,
+                    pixel_size_m=pixel_size,
+                    stats=stats,
+                    allowed=allowed,
+                )
+                yield block, window, [int(c[block.row, block.col]) for c in counts]
+
+        for block, (t2, event) in zip(busy, scheduler.imap(task, jobs(busy)), strict=True):
+            scratch["t2"].write(block.window, t2)
+            scratch["event"].write(block.window, event)
             reporter.advance()
-            continue
-        allowed = None
-        if inputs.where is not None:
-            allowed = rasterize(inputs.where, inputs.grid, block.window) > 0
-        window = EventWindow(
-            t1=scratch["t1"].read(block.window),
-            t2=scratch["t2"].read(block.window),
-            event=scratch["event"].read(block.window),
-            core=block.core_in_window,
-            pixel_size_m=pixel_size,
-            stats=stats,
-            allowed=allowed,
-        )
-        for index, event in enumerate(inputs.events):
-            rng = np.random.default_rng([seed, index, block.row, block.col])
-            count = int(counts[index][block.row, block.col])
-            event.apply(window, first_code + index, rng, count)
-        scratch["t2"].write(block.window, window.t2)
-        scratch["event"].write(block.window, window.event)
-        reporter.advance()
+
+
+def _apply_events(
+    events: list[Event],
+    first_code: int,
+    seed: int,
+    job: tuple[Block, EventWindow, list[int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every event on one block window: the task of the events pass (runs on any worker)."""
+    block, window, counts = job
+    for index, (event, count) in enumerate(zip(events, counts, strict=True)):
+        rng = np.random.default_rng([seed, index, block.row, block.col])
+        event.apply(window, first_code + index, rng, count)
+    return window.t2, window.event
 
 
 def _write(
@@ -480,6 +561,7 @@ def _chain(
     folder: Path,
     creation_options: dict[str, str] | None,
     reporter: Reporter,
+    scheduler: Scheduler,
 ) -> dict[str, Path]:
     """t3 ... tN: the event pass again on the land cover before, with a seed per timestamp.
 
@@ -499,7 +581,7 @@ def _chain(
         try:
             step = {"t1": before, "t2": after, "event": event}
             k_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-            _simulate_events(inputs, plan, step, stats, block_pixels, k_seed, reporter)
+            _simulate_events(inputs, plan, step, stats, block_pixels, k_seed, reporter, scheduler)
         finally:
             event.close()
         name = f"t{k}_landcover"
@@ -529,7 +611,7 @@ def _file_info(path: Path) -> dict:
     return {"path": str(path.absolute()), "sha256": digest.hexdigest(), "bytes": size}
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     import pyproj
 
     return {

@@ -13,9 +13,11 @@ Noise is drawn per (seed, block, timestamp), so a rerun gives the same pixels.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +30,10 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geochange.classes import NODATA
+from geochange.distributed import Scheduler, worker_cached
 from geochange.errors import InputError
 from geochange.grid import Grid, open_raster
+from geochange.manifest import Manifest
 from geochange.model import SemanticLDM, load_model, one_hot
 from geochange.plan import Block, Plan
 from geochange.report import Reporter
@@ -66,6 +70,10 @@ class SamplingOptions:
     batch_size: int = 4
     precision: str = "fp32"
     schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
+    threads: int | None = None
+    """Torch threads per painting process on a CPU; None: all cores in this process, one per
+    Dask worker. The sums inside the model depend on it, so outputs are byte-identical only
+    between runs with the same value."""
 
     def check(self, model: SemanticLDM) -> None:
         """Reject options the model cannot run with, naming the fix."""
@@ -76,6 +84,7 @@ class SamplingOptions:
             (self.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)}"),
             (self.sampler == "ddim" or self.eta == 0.0, "--eta applies to ddim only; leave it 0"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (
                 self.tile_size > 0 and self.tile_size % unit == 0,
@@ -96,6 +105,10 @@ class SamplingOptions:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SamplingOptions:
+        return cls(**{**values, "schedule": ChangeSchedule(**values["schedule"])})
 
 
 def resolve_model(spec: str) -> Path:
@@ -175,6 +188,58 @@ def block_seed(seed: int, block: Block, timestamp: int) -> int:
     return int(np.random.SeedSequence([seed, block.row, block.col, timestamp]).generate_state(1)[0])
 
 
+@dataclass(frozen=True)
+class PainterSpec:
+    """How a Dask worker builds the driver's painter: the model by name and hash."""
+
+    model: str
+    sha256: str
+    options_json: str
+    seed: int
+    device: str
+
+    def build(self) -> Painter:
+        folder = resolve_model(self.model)
+        if model_hash(folder) != self.sha256:
+            raise InputError(
+                f"the model {self.model} on this Dask worker differs from the one asked for",
+                "install the same geochange and model on every worker",
+            )
+        options = SamplingOptions.from_dict(json.loads(self.options_json))
+        return Painter(load_model(folder), options, self.seed, pick_device(self.device))
+
+
+@dataclass
+class BlockJob:
+    """One block's painting task: its class windows, painted neighbours and real t1 image."""
+
+    block: Block
+    classes: list[np.ndarray]
+    neighbours: dict[str, np.ndarray]
+    known: np.ndarray
+    t1_image: tuple[np.ndarray, np.ndarray] | None
+
+
+def paint_task(
+    painter: Painter | PainterSpec, job: BlockJob
+) -> tuple[list[np.ndarray], np.ndarray, float, int]:
+    """Paint one block (here, or on a worker that builds the painter once); also returns the
+    seconds in the model and the tile windows it ran."""
+    if isinstance(painter, PainterSpec):
+        painter = worker_cached(painter, painter.build)
+    model_s, windows = painter.model_s, painter.windows
+    threads = torch.get_num_threads()
+    torch.set_num_threads(painter.options.threads or threads)
+    try:
+        with painter.autocast():
+            images, valid1 = painter.paint_block(
+                job.block, job.classes, job.neighbours, job.known, job.t1_image
+            )
+    finally:
+        torch.set_num_threads(threads)
+    return images, valid1, painter.model_s - model_s, painter.windows - windows
+
+
 class Painter:
     """The painting pass of ``synth``; call it as ``simulate``'s ``painter``."""
 
@@ -188,8 +253,10 @@ class Painter:
         model_info: dict | None = None,
         *,
         anchor_blocks: bool = True,
+        spec: PainterSpec | None = None,
     ) -> None:
-        """``anchor_blocks=False`` paints every block on its own (only to measure seams)."""
+        """``anchor_blocks=False`` paints every block on its own (only to measure seams);
+        ``spec`` lets Dask workers build the same painter."""
         options.check(model)
         if options.precision == "fp16" and device.type != "cuda":
             raise InputError("--precision fp16 needs --device cuda", "use bf16 or fp32 on a CPU")
@@ -200,11 +267,12 @@ class Painter:
         self.image = image
         self.model_info = model_info or {}
         self.anchor_blocks = anchor_blocks
+        self.spec = spec
         self.f = model.config.downsampling
         self.model_s = 0.0
         self.windows = 0
 
-    def _autocast(self) -> torch.autocast:
+    def autocast(self) -> torch.autocast:
         """Mixed precision for the model's arithmetic; weights and latents stay float32."""
         precision = self.options.precision
         return torch.autocast(
@@ -216,6 +284,13 @@ class Painter:
             return DPMSolverMultistepScheduler.from_config(self.model.scheduler.config)
         return self.model.scheduler
 
+    def fingerprint(self) -> dict:
+        return {
+            "model": self.model_info.get("sha256"),
+            "sampling": self.options.to_dict(),
+            "anchor_blocks": self.anchor_blocks,
+        }
+
     def __call__(
         self,
         inputs: Inputs,
@@ -224,56 +299,54 @@ class Painter:
         folder: Path,
         creation_options: dict[str, str],
         reporter: Reporter,
+        scheduler: Scheduler,
+        manifest: Manifest,
     ) -> tuple[dict[str, Path], dict]:
+        """Paint every block into scratch rasters (phase by phase, resumable block by block),
+        then stream them into the image COGs."""
         grid = plan.grid
         stamps = timestamp_names(scratch)
-        rasters = {
-            name: StreamingGeoTIFF(folder / f"{name}.tif", grid, None, "", count=3)
+        if scheduler.distributed and self.spec is None:
+            raise InputError("this painter has no model spec for Dask workers to load")
+        task = partial(paint_task, self.spec if scheduler.distributed else self)
+        reuse, state = manifest.resumed, manifest.folder
+        painted = {
+            name: ScratchRaster(
+                state / f"{name}_rgb.raw", grid.height, grid.width, bands=3, reuse=reuse
+            )
             for name in stamps
         }
-        for name, raster in rasters.items():
-            raster.dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
-            for band, colour in enumerate(("red", "green", "blue"), start=1):
-                raster.dataset.set_band_description(band, f"{colour} {name}")
+        painted["valid"] = ScratchRaster(
+            state / "t1_valid.raw", grid.height, grid.width, reuse=reuse
+        )
         anchored = stamps[1:] if self.image is not None else stamps
-        painted = {
-            name: ScratchRaster(folder / f".{name}_rgb.raw", grid.height, grid.width, bands=3)
-            for name in (anchored if self.anchor_blocks else ())
-        }
-        done: set[tuple[int, int]] = set()
+        anchored = anchored if self.anchor_blocks else []
+        done = manifest.done("paint")
+        model_s, windows = 0.0, 0
         try:
             reporter.stage("paint", len(plan))
-            for block in plan.phased():
-                classes = [scratch[name].read(block.window) for name in stamps]
-                known = painted_mask(plan, block, done)
-                neighbours = (
-                    {name: raster.read(block.window) for name, raster in painted.items()}
-                    if painted and known.any()
-                    else {}
+            reporter.advance(len(done))
+            for phase in plan.phases():
+                todo = [b for b in phase if (b.row, b.col) not in done]
+                jobs = (
+                    self._job(plan, block, scratch, stamps, painted, anchored, done)
+                    for block in todo
                 )
-                with self._autocast():
-                    images, valid1 = self.paint_block(block, classes, neighbours, known)
-                rows, cols = block.core_in_window
-                core = block.core
-                for name, rgb, labels in zip(stamps, images, classes, strict=True):
-                    if name in painted:
-                        painted[name].write(core, rgb[:, rows, cols])
-                    rasters[name].write(core, rgb[:, rows, cols])
-                    valid = valid1 if name == "t1" else labels != NODATA
-                    mask = valid[rows, cols].astype(np.uint8) * 255
-                    rasters[name].dataset.write_mask(mask, window=core)
-                done.add((block.row, block.col))
-                reporter.advance()
-            reporter.stage("finish images", len(rasters))
-            files = {}
-            for name, raster in rasters.items():
-                files[name] = raster.finish(creation_options, "AVERAGE")
-                reporter.advance()
+                for block, result in zip(todo, scheduler.imap(task, jobs), strict=True):
+                    images, valid1, block_model_s, block_windows = result
+                    rows, cols = block.core_in_window
+                    for name, rgb in zip(stamps, images, strict=True):
+                        painted[name].write(block.core, rgb[:, rows, cols])
+                    painted["valid"].write(block.core, valid1[rows, cols].astype(np.uint8))
+                    model_s += block_model_s
+                    windows += block_windows
+                    manifest.mark("paint", block)
+                    reporter.advance()
+                done |= {(b.row, b.col) for b in todo}
+            files = self._write_images(plan, scratch, painted, stamps, folder, creation_options)
         finally:
-            for raster in rasters.values():
-                raster.discard()
-            for scratch_rgb in painted.values():
-                scratch_rgb.close()
+            for raster in painted.values():
+                raster.close()
         summary = {
             "model": self.model_info,
             "sampling": {
@@ -281,11 +354,69 @@ class Painter:
                 "device": str(self.device),
                 "image": None if self.image is None else str(self.image.path),
                 "timestamps": len(stamps),
-                "tile_windows": self.windows,
-                "model_s": round(self.model_s, 3),
+                "tile_windows": windows,
+                "model_s": round(model_s, 3),
             },
         }
         return files, summary
+
+    def _job(
+        self,
+        plan: Plan,
+        block: Block,
+        scratch: dict[str, ScratchRaster],
+        stamps: list[str],
+        painted: dict[str, ScratchRaster],
+        anchored: list[str],
+        done: set[tuple[int, int]],
+    ) -> BlockJob:
+        """What painting ``block`` needs, read here so workers need no files."""
+        known = painted_mask(plan, block, done)
+        neighbours = (
+            {name: painted[name].read(block.window) for name in anchored} if known.any() else {}
+        )
+        return BlockJob(
+            block,
+            [scratch[name].read(block.window) for name in stamps],
+            neighbours,
+            known,
+            None if self.image is None else self.image.read(block.window),
+        )
+
+    def _write_images(
+        self,
+        plan: Plan,
+        scratch: dict[str, ScratchRaster],
+        painted: dict[str, ScratchRaster],
+        stamps: list[str],
+        folder: Path,
+        creation_options: dict[str, str],
+    ) -> dict[str, Path]:
+        """Stream the painted scratch rasters into RGB COGs masked where there is no data."""
+        rasters = {
+            name: StreamingGeoTIFF(folder / f"{name}.tif", plan.grid, None, "", count=3)
+            for name in stamps
+        }
+        try:
+            for name, raster in rasters.items():
+                raster.dataset.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+                for band, colour in enumerate(("red", "green", "blue"), start=1):
+                    raster.dataset.set_band_description(band, f"{colour} {name}")
+            for block in plan.blocks():
+                for name, raster in rasters.items():
+                    raster.write(block.core, painted[name].read(block.core))
+                    if name == "t1":
+                        valid = painted["valid"].read(block.core) > 0
+                    else:
+                        valid = scratch[name].read(block.core) != NODATA
+                    raster.dataset.write_mask(valid.astype(np.uint8) * 255, window=block.core)
+            files = {}
+            for name, raster in rasters.items():
+                files[name] = raster.finish(creation_options, "AVERAGE")
+        finally:
+            for raster in rasters.values():
+                raster.discard()
+        return files
 
     def paint_block(
         self,
@@ -293,12 +424,14 @@ class Painter:
         classes: Sequence[np.ndarray],
         neighbours: dict[str, np.ndarray] | None = None,
         known: np.ndarray | None = None,
+        t1_image: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """RGB uint8 (3, h, w) per timestamp over the block window, and where t1 holds data.
 
         ``classes`` are the t1, t2, ... class windows; each image after t1 is drawn from the one
-        before with the ChangeAnywhere rule. ``neighbours`` maps ``t1``, ``t2``, ... to the
-        window's already painted RGB, valid where ``known``; the halo is pinned there so the
+        before with the ChangeAnywhere rule. ``t1_image`` (RGB uint8 (3, h, w), valid (h, w)) is
+        a real t1 image; without it t1 is painted too. ``neighbours`` maps ``t1``, ``t2``, ... to
+        the window's already painted RGB, valid where ``known``; the halo is pinned there so the
         block continues its neighbours.
         """
         neighbours = neighbours or {}
@@ -315,8 +448,8 @@ class Painter:
         ]
         size = (masks[0].shape[-2] // self.f, masks[0].shape[-1] // self.f)
         valid1 = t1 != NODATA
-        if self.image is not None:
-            rgb1, image_valid = self.image.read(block.window)
+        if t1_image is not None:
+            rgb1, image_valid = t1_image
             valid1 &= image_valid
             z_a = self._encode(rgb1, pad)
         else:
@@ -530,6 +663,17 @@ def model_info(folder: Path, model: SemanticLDM) -> dict:
     }
 
 
+def open_painter(model: str, options: SamplingOptions, seed: int, device: str) -> Painter:
+    """The painter of model ``default`` or a model folder, with the spec that Dask workers
+    build the same painter from."""
+    folder = resolve_model(model)
+    loaded = load_model(folder)
+    info = model_info(folder, loaded)
+    name = model if model == "default" else str(folder.absolute())
+    spec = PainterSpec(name, info["sha256"], json.dumps(options.to_dict()), seed, device)
+    return Painter(loaded, options, seed, pick_device(device), model_info=info, spec=spec)
+
+
 def synthesize(
     inputs: Inputs,
     output: str | Path,
@@ -543,26 +687,25 @@ def synthesize(
     creation_options: dict[str, str] | None = None,
     block_size: int = DEFAULT_BLOCK,
     reporter: Reporter | None = None,
+    scheduler: Scheduler | None = None,
+    resume: bool = False,
 ) -> Result:
     """``simulate`` plus the painted images: what ``geochange synth`` runs.
 
     ``model`` is ``default`` (the model shipped with geochange) or a model folder; ``image`` a
-    real RGB image of the region that becomes t1.
+    real RGB image of the region that becomes t1. ``scheduler`` and ``resume`` as in
+    ``simulate``.
     """
-    folder = resolve_model(str(model))
-    loaded = load_model(folder)
+    options = options or SamplingOptions()
+    if options.threads is None:
+        distributed = scheduler is not None and scheduler.distributed
+        options = replace(options, threads=1 if distributed else torch.get_num_threads())
+    painter = open_painter(str(model), options, seed, device)
     picture = ImageOnGrid(image, inputs.grid) if image is not None else None
     if picture is not None:
         inputs.paths["image"] = Path(image)
     try:
-        painter = Painter(
-            loaded,
-            options or SamplingOptions(),
-            seed,
-            pick_device(device),
-            picture,
-            model_info(folder, loaded),
-        )
+        painter.image = picture
         return simulate(
             inputs,
             output,
@@ -573,6 +716,8 @@ def synthesize(
             reporter=reporter,
             painter=painter,
             timestamps=timestamps,
+            scheduler=scheduler,
+            resume=resume,
         )
     finally:
         if picture is not None:

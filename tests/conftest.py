@@ -24,6 +24,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised model in a folder: fast, so its pixels are noise-like, and
+    tests check geometry, masks and determinism with it, never how images look."""
+    import torch
+
+    from geochange.model import SemanticLDM, preset
+
+    torch.manual_seed(0)
+    return SemanticLDM(preset("tiny")).save_pretrained(tmp_path_factory.mktemp("m") / "tiny")
+
+
 @pytest.fixture
 def one_thread():
     """Torch on one thread: the tiny models gain nothing from threads, and on a busy shared

@@ -39,12 +39,6 @@ TILE = 64
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    return SemanticLDM(preset("tiny")).save_pretrained(tmp_path_factory.mktemp("m") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three plain image + mask PNG tiles (mask: class indices 0-7), one of them too small."""
     root = tmp_path_factory.mktemp("src")

@@ -45,12 +45,6 @@ FAST = ["--steps", "4", "--tile-size", "64", "--overlap", "16", "--device", "cpu
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    return SemanticLDM(preset("tiny")).save_pretrained(tmp_path_factory.mktemp("m") / "tiny")
-
-
-@pytest.fixture(scope="module")
 def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
     codes = (example_landcover(160, seed=3) + 1).astype(np.uint8)
     codes[:6, :9] = 0  # a no-data corner

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from geochange.cli.options import json_opt, output_opt, overwrite_opt, seed_opt, verbosity
+from geochange.cli.options import (
+    json_opt,
+    output_opt,
+    overwrite_opt,
+    resume_opt,
+    scheduler_opt,
+    seed_opt,
+    verbosity,
+)
 from geochange.cli.reporting import emit, make_reporter
 from geochange.cli.synth import synth
 
@@ -55,21 +63,8 @@ SHARED = ("model_spec", "steps", "sampler", "precision", "device")
     "metres); georeferenced tiles use their own.",
 )
 @seed_opt
-@click.option(
-    "--scheduler",
-    "scheduler_spec",
-    default="local",
-    show_default=True,
-    metavar="local|local:N|tcp://HOST:PORT",
-    help="Where pairs are made: this process, N local worker processes, or a Dask cluster "
-    "(whose workers need geochange and the model). The files are the same.",
-)
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Go on with an interrupted run of the same command (its pairs are kept in "
-    ".OUTPUT.partial beside OUTPUT).",
-)
+@scheduler_opt
+@resume_opt
 @overwrite_opt
 @json_opt
 @verbosity
@@ -83,7 +78,7 @@ def dataset(
     classes: str | None,
     gsd: float,
     seed: int,
-    scheduler_spec: str,
+    scheduler: str,
     resume: bool,
     overwrite: bool,
     json_lines: bool,
@@ -130,19 +125,27 @@ def dataset(
             --events building_add:count=3,random:fraction=0.1 --seed 1 -o cd_pairs
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.dataset import TileSource, make_dataset, open_painter
+    from geochange.dataset import TileSource, make_dataset
     from geochange.distributed import open_scheduler
     from geochange.events import parse_events
-    from geochange.synth import SamplingOptions
+    from geochange.synth import SamplingOptions, open_painter
 
     reporter = make_reporter(json_lines, verbose, quiet)
     events = parse_events(events_spec)
     tiles = TileSource(source, classes, gsd)
+    # One torch thread per pair: the model's float sums depend on the thread count, and with
+    # it fixed a pair has the same bytes in this process and on any worker.
     options = SamplingOptions(
-        steps, sampler, tile_size=tile_size, overlap=0, batch_size=1, precision=precision
+        steps,
+        sampler,
+        tile_size=tile_size,
+        overlap=0,
+        batch_size=1,
+        precision=precision,
+        threads=1,
     )
     painter = open_painter(model_spec, options, seed, device)
-    with open_scheduler(scheduler_spec) as scheduler:
+    with open_scheduler(scheduler) as workers:
         result = make_dataset(
             tiles,
             output,
@@ -152,7 +155,7 @@ def dataset(
             layout,
             overwrite,
             resume,
-            scheduler,
+            workers,
             reporter,
         )
     summary = result.summary

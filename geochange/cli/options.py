@@ -15,6 +15,23 @@ output_opt = click.option(
 overwrite_opt = click.option(
     "--overwrite", is_flag=True, default=False, help="Replace an existing output folder."
 )
+resume_opt = click.option(
+    "--resume",
+    is_flag=True,
+    default=False,
+    help="Go on with a run of the same command into the same -o folder that was stopped "
+    "before it finished (its work is kept in .OUTPUT.partial beside it), redoing only what was "
+    "not finished; refused if the inputs or parameters differ.",
+)
+scheduler_opt = click.option(
+    "--scheduler",
+    default="local",
+    show_default=True,
+    metavar="local|local:N|tcp://HOST:PORT",
+    help="Where blocks (or pairs) are computed: this process, a new Dask cluster of N worker "
+    "processes here, or a running Dask scheduler (its workers need geochange and the model). "
+    "The files are the same as from one process (synth: with the same --threads).",
+)
 seed_opt = click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same output."
 )

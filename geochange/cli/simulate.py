@@ -11,10 +11,13 @@ from geochange.cli.options import (
     json_opt,
     output_opt,
     overwrite_opt,
+    resume_opt,
+    scheduler_opt,
     seed_opt,
     verbosity,
 )
 from geochange.cli.reporting import emit, make_reporter, print_plan
+from geochange.distributed import open_scheduler
 from geochange.simulate import DEFAULT_BLOCK, describe, open_inputs, plan_for
 from geochange.simulate import simulate as run_simulation
 
@@ -81,6 +84,8 @@ def _check_block_size(ctx: click.Context, param: click.Parameter, value: int) ->
 )
 @output_opt
 @overwrite_opt
+@resume_opt
+@scheduler_opt
 @creation_options_opt
 @json_opt
 @click.option("--dry-run", is_flag=True, help="Print the plan (grid, blocks, events, outputs).")
@@ -98,6 +103,8 @@ def simulate(
     block_size: int,
     output: str,
     overwrite: bool,
+    resume: bool,
+    scheduler: str,
     creation_options: dict[str, str],
     json_lines: bool,
     dry_run: bool,
@@ -132,15 +139,18 @@ def simulate(
             plan = describe(inputs, plan_for(inputs, block_size), Path(output))
             print_plan(plan, json_lines)
             return
-        result = run_simulation(
-            inputs,
-            output,
-            seed=seed,
-            overwrite=overwrite,
-            creation_options=creation_options,
-            block_size=block_size,
-            reporter=reporter,
-        )
+        with open_scheduler(scheduler) as workers:
+            result = run_simulation(
+                inputs,
+                output,
+                seed=seed,
+                overwrite=overwrite,
+                creation_options=creation_options,
+                block_size=block_size,
+                reporter=reporter,
+                scheduler=workers,
+                resume=resume,
+            )
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:

@@ -8,6 +8,7 @@ import click
 
 from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.cli.simulate import simulate as simulate_command
+from geochange.distributed import open_scheduler
 from geochange.simulate import describe, open_inputs, plan_for
 
 
@@ -66,6 +67,13 @@ from geochange.simulate import describe, open_inputs, plan_for
     help="Where the model runs; auto = cuda when available.",
 )
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Torch threads per painting process on a CPU. Default: all cores here, 1 per Dask "
+    "worker. Outputs are byte-identical only between runs with the same value, so compare a "
+    "--scheduler local:N run with --threads 1 here.",
+)
+@click.option(
     "--batch-size",
     type=int,
     default=4,
@@ -113,6 +121,8 @@ def synth(
     block_size: int,
     output: str,
     overwrite: bool,
+    resume: bool,
+    scheduler: str,
     creation_options: dict[str, str],
     json_lines: bool,
     dry_run: bool,
@@ -126,6 +136,7 @@ def synth(
     precision: str,
     guidance: float,
     device: str,
+    threads: int | None,
     batch_size: int,
     tile_size: int,
     overlap: int,
@@ -150,7 +161,7 @@ def synth(
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
-        steps, sampler, eta, guidance, tile_size, overlap, batch_size, precision
+        steps, sampler, eta, guidance, tile_size, overlap, batch_size, precision, threads=threads
     )
     folder = resolve_model(model_spec)
     with open_inputs(
@@ -173,20 +184,23 @@ def synth(
             plan["sampling"] = options.to_dict()
             print_plan(plan, json_lines)
             return
-        result = synthesize(
-            inputs,
-            output,
-            folder,
-            image,
-            options,
-            seed,
-            device,
-            timestamps,
-            overwrite,
-            creation_options,
-            block_size,
-            reporter,
-        )
+        with open_scheduler(scheduler) as workers:
+            result = synthesize(
+                inputs,
+                output,
+                model_spec,
+                image,
+                options,
+                seed,
+                device,
+                timestamps,
+                overwrite,
+                creation_options,
+                block_size,
+                reporter,
+                workers,
+                resume,
+            )
     if preview:
         result.files["preview"] = write_preview(Path(result.output))
     if json_lines:

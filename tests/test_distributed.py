@@ -1,0 +1,147 @@
+"""Dask runs and resumed runs give the same files as one uninterrupted process."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from affine import Affine
+from click.testing import CliRunner
+
+from geochange.cli.main import cli
+from geochange.example import example_landcover
+from tests.conftest import write_raster
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+RASTERS = ("t1_landcover.tif", "t2_landcover.tif", "change.tif", "t1.tif", "t2.tif")
+EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood"
+PAINT = ["--steps", "2", "--sampler", "ddim", "--tile-size", "128", "--overlap", "16"]
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1040 px at 4 m: 3 x 3 blocks of 512 px, so every phase has blocks and neighbours."""
+    codes = (example_landcover(1040, seed=11) + 1).astype(np.uint8)
+    transform = Affine(4, 0, 5e5, 0, -4, 5.5e6)
+    return write_raster(tmp_path_factory.mktemp("r") / "region.tif", codes, transform=transform)
+
+
+def run(command: str, region: Path, out: Path, *extra: str | Path) -> CliRunner:
+    args = [command, str(region), "--events", EVENTS, "--seed", "3", "--block-size", "512"]
+    result = CliRunner().invoke(cli, [*args, "-o", str(out), "-q", *map(str, extra)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def assert_same_outputs(a: Path, b: Path, names: tuple[str, ...] = RASTERS) -> None:
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert gpd.read_file(a / "changes.gpkg").equals(gpd.read_file(b / "changes.gpkg"))
+
+
+@pytest.fixture(scope="module")
+def single(region: Path, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "out"
+    run("synth", region, out, "--model", model_dir, *PAINT, "--threads", "1")
+    return out
+
+
+def test_local_cluster_equals_single_process(region, model_dir, single, tmp_path):
+    out = tmp_path / "dask"
+    run("synth", region, out, "--model", model_dir, *PAINT, "--scheduler", "local:2")
+    assert_same_outputs(single, out)
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["scheduler"] == {"spec": "local:2", "workers": 2}
+    assert summary["blocks"]["count"] == 9
+    assert not summary["resumed"]
+    single_summary = json.loads((single / "run.json").read_text())
+    assert summary["sampling"]["tile_windows"] == single_summary["sampling"]["tile_windows"]
+    assert summary["sampling"]["threads"] == single_summary["sampling"]["threads"] == 1
+
+
+def test_simulate_on_local_cluster_equals_single_process(region, tmp_path):
+    run("simulate", region, tmp_path / "a")
+    run("simulate", region, tmp_path / "b", "--scheduler", "local:2")
+    assert_same_outputs(tmp_path / "a", tmp_path / "b", RASTERS[:3])
+
+
+KILLER = """
+import os, signal, sys
+from geochange.cli.main import cli
+from geochange.manifest import Manifest
+
+marked = Manifest.mark
+
+def mark_then_die(self, name, block):
+    marked(self, name, block)
+    if name == "paint" and len(self.done("paint")) == {after}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+Manifest.mark = mark_then_die
+cli(sys.argv[1:])
+"""
+
+
+def test_killed_run_resumes_to_identical_files(region, model_dir, single, tmp_path):
+    out = tmp_path / "out"
+    script = tmp_path / "killer.py"
+    script.write_text(textwrap.dedent(KILLER).format(after=4))
+    args = ["synth", region, "--events", EVENTS, "--seed", "3", "--block-size", "512"]
+    args += ["--model", model_dir, *PAINT, "--threads", "1", "-o", out, "-q"]
+    killed = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()
+    partial = tmp_path / ".out.partial"
+    assert not out.exists() and partial.is_dir()
+    saved = json.loads((partial / ".resume" / "manifest.json").read_text())
+    assert len(saved["done"]["paint"]) == 4
+
+    refused = CliRunner().invoke(cli, [*map(str, args)])
+    assert refused.exit_code != 0 and "--resume" in refused.output
+    other_seed = [*map(str, args), "--resume"]
+    other_seed[other_seed.index("--seed") + 1] = "4"
+    refused = CliRunner().invoke(cli, other_seed)
+    assert refused.exit_code != 0 and "other inputs, parameters" in refused.output
+    assert json.loads((partial / ".resume" / "manifest.json").read_text()) == saved
+
+    run("synth", region, out, "--model", model_dir, *PAINT, "--threads", "1", "--resume")
+    assert_same_outputs(single, out)
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["resumed"]
+    full = json.loads((single / "run.json").read_text())["sampling"]["tile_windows"]
+    assert 0 < summary["sampling"]["tile_windows"] < full
+    assert not partial.exists() and not (out / "manifest.json").exists()
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_second_run_into_a_busy_output_is_refused(region, tmp_path):
+    out = tmp_path / "out"
+    lock = os.open(tmp_path / ".out.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        args = ["simulate", str(region), "--events", EVENTS, "-o", str(out)]
+        result = CliRunner().invoke(cli, args)
+    finally:
+        os.close(lock)
+    assert result.exit_code != 0 and "another geochange run is writing" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("local:0", "positive integer"), ("ray://x", "not understood")],
+)
+def test_bad_scheduler_names_the_forms(region, tmp_path, spec, message):
+    args = ["simulate", str(region), "--events", EVENTS, "-o", str(tmp_path / "o")]
+    args += ["--scheduler", spec]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and message in result.output
+    assert "local:N" in result.output or "local:4" in result.output
