@@ -12,8 +12,8 @@
 # geopandas, pyogrio, shapely, pyproj, rioxarray) can take them as wheels in ./.whl: they are
 # installed into /tmp/site first. The repository root goes on PYTHONPATH, so no install is needed.
 #
-# fp32 and bf16 autocast (synth --precision); no torch.compile: synth has no compile option yet,
-# so the compiled rows of issue 7 cannot be measured until it does.
+# fp32 and bf16 autocast (synth --precision), DPM-Solver++ also with torch.compile (synth
+# --compile).
 set -euo pipefail
 
 if [[ -z "${PYTHON:-}" ]]; then
@@ -35,19 +35,24 @@ report() {
     echo "# GPU sampler benchmark"
     echo
     echo "Date: $(date -u +%Y-%m-%dT%H:%MZ). GPU: $(nvidia-smi --query-gpu=name,memory.total \
-        --format=csv,noheader 2>/dev/null || echo unknown). No torch.compile."
-    for run in "ddim 50 fp32" "dpm 20 fp32" "ddim 50 bf16" "dpm 20 bf16"; do
+        --format=csv,noheader 2>/dev/null || echo unknown). With torch.compile, wall s includes" \
+        "compiling the UNet (paid once per run)."
+    for run in "ddim 50 fp32 -" "dpm 20 fp32 -" "ddim 50 bf16 -" "dpm 20 bf16 -" \
+        "dpm 20 fp32 --compile" "dpm 20 bf16 --compile"; do
         set -- $run
+        compile=; [[ $4 == --compile ]] && compile=yes
         echo
-        echo "## $1, $2 steps, $3"
+        echo "## $1, $2 steps, $3${compile:+, torch.compile}"
         echo
         echo '```'
         echo "$PYTHON benchmarks/sampler.py --presets cpu paper --device cuda --sampler $1" \
-            "--steps $2 --precision $3 --size $SIZE --tile-size $TILE --batch-size $BATCH"
+            "--steps $2 --precision $3 --size $SIZE --tile-size $TILE --batch-size $BATCH" \
+            "${compile:+--compile}"
         echo '```'
         echo
         "$PYTHON" benchmarks/sampler.py --presets cpu paper --device cuda --sampler "$1" \
-            --steps "$2" --precision "$3" --size "$SIZE" --tile-size "$TILE" --batch-size "$BATCH"
+            --steps "$2" --precision "$3" --size "$SIZE" --tile-size "$TILE" \
+            --batch-size "$BATCH" ${compile:+--compile}
     done
 }
 

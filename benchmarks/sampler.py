@@ -124,6 +124,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         str(spec["batch_size"]),
         "--precision",
         spec["precision"],
+        *(["--compile"] if spec["compile"] else []),
         "--seed",
         "0",
         "--json",
@@ -189,6 +190,7 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--compile", action="store_true", help="synth --compile (torch.compile).")
     parser.add_argument("--work", type=Path, help="Working folder (default: a temporary one).")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child mode: a JSON spec
     args = parser.parse_args()
@@ -217,6 +219,7 @@ def main() -> None:
                 "tile_size": args.tile_size,
                 "batch_size": args.batch_size,
                 "precision": args.precision,
+                "compile": args.compile,
                 "region": str(region),
                 "work": str(work),
                 "result": str(work / f"result_{name}.json"),

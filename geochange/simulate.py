@@ -61,7 +61,14 @@ DEFAULT_BLOCK = 2048
 BUILDING_SAMPLE = 2000
 """At most this many of the region's buildings are measured per block for building_add."""
 
-OUTPUTS = ("t1_landcover.tif", "t2_landcover.tif", "change.tif", "changes.gpkg", "run.json")
+OUTPUTS = (
+    "t1_landcover.tif",
+    "t2_landcover.tif",
+    "change.tif",
+    "changes.gpkg",
+    "run.json",
+    "item.json",
+)
 
 
 @dataclass

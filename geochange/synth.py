@@ -70,6 +70,8 @@ class SamplingOptions:
     batch_size: int = 4
     precision: str = "fp32"
     schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
+    compile: bool = False
+    """``torch.compile`` the UNet: minutes of compiling first, then faster steps on a GPU."""
     threads: int | None = None
     """Torch threads per painting process on a CPU; None: all cores in this process, one per
     Dask worker. The sums inside the model depend on it, so outputs are byte-identical only
@@ -261,6 +263,8 @@ class Painter:
         if options.precision == "fp16" and device.type != "cuda":
             raise InputError("--precision fp16 needs --device cuda", "use bf16 or fp32 on a CPU")
         self.model = model.to(device=device, dtype=torch.float32).eval()
+        if options.compile:
+            self.model.unet.compile()
         self.options = options
         self.seed = seed
         self.device = device

@@ -310,6 +310,8 @@ def test_preview_sheet_shows_both_images_and_the_change(
     lines = synth(region, *events, "--model", model_dir, *FAST, "--preview", "-o", out)
     assert lines[-1]["files"]["preview"] == str(out / "preview.png")
     assert not list(out.glob(".preview*"))
+    item = json.loads((out / "item.json").read_text())
+    assert item["assets"]["preview"]["href"] == "./preview.png"
     with rasterio.open(out / "t2.tif") as t2, rasterio.open(out / "change.tif") as change:
         image, changed = t2.read(), change.read(1) == 1
     with rasterio.open(out / "preview.png") as sheet:
@@ -336,3 +338,11 @@ def test_leveling_joins_a_block_to_its_painted_neighbours():
         leveled[:, :, 40 + LEVEL_BAND :], decoded[:, :, 40 + LEVEL_BAND :]
     )
     np.testing.assert_array_equal(level_to_neighbours(decoded, texture, known * False), decoded)
+
+
+def test_compile_option_compiles_the_unet(model_dir: Path):
+    """--compile hands the UNet to torch.compile (compiled on first call, minutes on a CPU)."""
+    model = load_model(model_dir)
+    assert model.unet._compiled_call_impl is None
+    Painter(model, SamplingOptions(compile=True), 0, torch.device("cpu"))
+    assert model.unet._compiled_call_impl is not None

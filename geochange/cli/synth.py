@@ -67,6 +67,12 @@ from geochange.simulate import describe, open_inputs, plan_for
     help="Where the model runs; auto = cuda when available.",
 )
 @click.option(
+    "--compile",
+    "compile_unet",
+    is_flag=True,
+    help="torch.compile the UNet: slow to start (about a minute), faster per step on a GPU.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="Torch threads per painting process on a CPU. Default: all cores here, 1 per Dask "
@@ -136,6 +142,7 @@ def synth(
     precision: str,
     guidance: float,
     device: str,
+    compile_unet: bool,
     threads: int | None,
     batch_size: int,
     tile_size: int,
@@ -158,10 +165,20 @@ def synth(
     # torch and diffusers load only here, so the other commands start fast
     from geochange.synth import SamplingOptions, model_hash, resolve_model, synthesize
     from geochange.writing.preview import write_preview
+    from geochange.writing.stac import write_item
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
-        steps, sampler, eta, guidance, tile_size, overlap, batch_size, precision, threads=threads
+        steps,
+        sampler,
+        eta,
+        guidance,
+        tile_size,
+        overlap,
+        batch_size,
+        precision,
+        compile=compile_unet,
+        threads=threads,
     )
     folder = resolve_model(model_spec)
     with open_inputs(
@@ -203,6 +220,7 @@ def synth(
             )
     if preview:
         result.files["preview"] = write_preview(Path(result.output))
+        write_item(Path(result.output), result.summary)  # the item lists the preview too
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:
