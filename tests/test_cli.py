@@ -143,7 +143,7 @@ def test_sigterm_removes_the_partial_output(tmp_path):
     assert process.wait(timeout=60) == 1
     time.sleep(0.1)
     assert not out.exists()
-    assert not list(tmp_path.glob(".out.partial-*"))
+    assert not list(tmp_path.glob(".out*")), "no partial folder or lock is left"
 
 
 def test_cli_starts_without_torch():
