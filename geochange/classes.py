@@ -52,8 +52,14 @@ def to_codes(indices: np.ndarray) -> np.ndarray:
     return np.where(indices == NODATA, NODATA_CODE, indices + 1).astype(np.uint8)
 
 
-def class_index(name_or_code: str | int) -> int:
-    """A class given by name ("tree", "agriculture_land") or on-disk code (1-8) to its index."""
+def class_index(name_or_code: str | float) -> int:
+    """A class given by name ("tree", "agriculture_land") or on-disk code (1-8) to its index.
+
+    A whole float code (8.0) counts as the code: an integer field with empty values reads
+    back as floats from many vector formats.
+    """
+    if isinstance(name_or_code, float) and name_or_code.is_integer():
+        name_or_code = int(name_or_code)
     text = str(name_or_code).strip().lower().replace("_", " ")
     if text.isdigit() and 1 <= int(text) <= NUM_CLASSES:
         return int(text) - 1

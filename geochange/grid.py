@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
+from pyproj.exceptions import CRSError
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
@@ -99,7 +102,7 @@ class LandCover:
         self._palette = self._rgb_palette()
         self._check_bands_and_type()
         source_crs = self._source_crs(crs)
-        target_crs = CRS.from_user_input(crs) if crs and self.dataset.crs else source_crs
+        target_crs = _parse_crs(crs) if crs and self.dataset.crs else source_crs
         source_transform = self._source_transform(gsd)
         gsd_declares_transform = source_transform != self.dataset.transform
         needs_warp = target_crs != source_crs or (gsd is not None and not gsd_declares_transform)
@@ -131,9 +134,10 @@ class LandCover:
     def read_raw(self, window: Window) -> np.ndarray:
         """The input values in ``window`` (``(bands, h, w)``); palettes expanded to RGB."""
         reader = self._vrt or self.dataset
-        if self._palette is not None:
-            return self._palette[:, reader.read(1, window=window)]
-        return reader.read(list(range(1, self.scheme.bands + 1)), window=window)
+        with self._damaged(window):
+            if self._palette is not None:
+                return self._palette[:, reader.read(1, window=window)]
+            return reader.read(list(range(1, self.scheme.bands + 1)), window=window)
 
     def read(self, window: Window) -> tuple[np.ndarray, dict[str, int]]:
         """Class indices in ``window`` (``NODATA`` where the input has none or is masked), and
@@ -141,8 +145,26 @@ class LandCover:
         raw = self.read_raw(window)
         valid = None
         if self._masked:
-            valid = (self._vrt or self.dataset).read_masks(1, window=window) > 0
+            with self._damaged(window):
+                valid = (self._vrt or self.dataset).read_masks(1, window=window) > 0
         return self.scheme.classify(raw[0] if self.scheme.bands == 1 else raw, valid)
+
+    @contextmanager
+    def _damaged(self, window: Window) -> Iterator[None]:
+        """A file whose header opens but whose pixels do not (truncated, corrupt) is the
+        user's to fix, not an internal error: name the file, the place and GDAL's reason."""
+        try:
+            yield
+        except RasterioIOError as err:
+            reason = err.__cause__ or err
+            raise InputError(
+                f"cannot read raster {self.path} at rows {int(window.row_off)}-"
+                f"{int(window.row_off + window.height)}, columns {int(window.col_off)}-"
+                f"{int(window.col_off + window.width)}: the file is damaged or truncated "
+                f"({reason})",
+                "copy or download the file again; `gdalinfo -checksum FILE` shows whether "
+                "GDAL can read all of it",
+            ) from err
 
     def close(self) -> None:
         if self._vrt is not None:
@@ -199,10 +221,7 @@ class LandCover:
                 "say which CRS it is in with --crs (e.g. --crs EPSG:32633), or fix the file with "
                 "`gdal_edit.py -a_srs`",
             )
-        try:
-            return CRS.from_user_input(crs)
-        except Exception as err:
-            raise InputError(f"--crs {crs!r} is not a CRS: {err}") from err
+        return _parse_crs(crs)
 
     def _source_transform(self, gsd: float | None) -> Affine:
         transform = self.dataset.transform
@@ -215,6 +234,16 @@ class LandCover:
                 "north-up with its top-left corner at (0, 0)",
             )
         return Affine(gsd, 0, 0, 0, -gsd, 0)
+
+
+def _parse_crs(crs: str) -> CRS:
+    try:
+        return CRS.from_user_input(crs)
+    except CRSError as err:
+        raise InputError(
+            f"--crs {crs!r} is not a CRS: {err}",
+            "give an EPSG code (e.g. --crs EPSG:32633), a WKT string or a PROJ string",
+        ) from err
 
 
 def _target_grid(

@@ -52,6 +52,7 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
             f"{role} vectors {path} have no coordinate reference system",
             "set one, e.g. `ogr2ogr -a_srs EPSG:4326 fixed.gpkg input.gpkg`",
         )
+    declared = frame.crs.to_string()
     total = len(frame)
     frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
     empty = total - len(frame)
@@ -75,7 +76,8 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
     if frame.empty:
         raise InputError(
             f"{role} vectors {path} have no usable polygon over the land cover",
-            "check that they cover the same place as the raster",
+            "check that they cover the same place as the raster and that their coordinates "
+            f"are in the CRS the file declares ({declared})",
         )
     return frame.reset_index(drop=True)
 
@@ -88,6 +90,13 @@ def read_changes(path: str | Path, grid: Grid, warn: Warn) -> gpd.GeoDataFrame:
             f"--changes vectors {path} have no 'to_class' field "
             f"(fields: {', '.join(c for c in frame.columns if c != 'geometry')})",
             "add a 'to_class' field holding a class name (e.g. 'building') or code (1-8)",
+        )
+    missing = frame["to_class"].isna()
+    if missing.any():
+        raise InputError(
+            f"--changes vectors {path}: {int(missing.sum())} of {len(frame)} features have an "
+            "empty 'to_class'",
+            "give every feature a class name (e.g. 'building') or code (1-8)",
         )
     frame["to_class"] = [class_index(v) for v in frame["to_class"]]
     if "event" not in frame.columns:

@@ -1,19 +1,35 @@
-"""Every bad input gets a message that says what is wrong, and no output folder appears."""
+"""Every bad input gets a message that says what is wrong, and no output folder appears.
+
+``docs/bad-inputs.md`` lists each case with the message a user sees and the test here (or in
+another test file) that proves it. The Python API is checked first, then the command line as a
+user meets it: exit status 2, ``Error: <problem>`` and ``How to fix: ...`` on stderr, no
+traceback, and nothing in the output's parent folder.
+"""
 
 from __future__ import annotations
 
 import errno
+import os
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from affine import Affine
+from click.testing import CliRunner, Result
+from rasterio.errors import NotGeoreferencedWarning
 
+from geochange.cli.main import cli
 from geochange.errors import InputError
 from geochange.simulate import open_inputs, simulate
 from geochange.writing import geotiff
 from tests.conftest import write_raster
+
+UTM = "EPSG:32633"
+INSIDE = shapely.box(500_010, 5_549_900, 500_040, 5_549_930)
+"""A 30 m square over the ``region`` fixture (500000-500150 E, 5549850-5550000 N)."""
 
 
 def attempt(region, output, events="building_add:count=3", **options):
@@ -22,8 +38,9 @@ def attempt(region, output, events="building_add:count=3", **options):
 
 
 def assert_nothing_written(output: Path) -> None:
+    """No output folder, and no hidden partial folder or lock of it beside it."""
     assert not output.exists()
-    assert not list(output.parent.glob(f".{output.name}.partial-*"))
+    assert not list(output.parent.glob(f".{output.name}*"))
 
 
 @pytest.fixture
@@ -215,3 +232,587 @@ def test_output_under_a_file_fails_and_missing_parents_are_created(region, tmp_p
     result = attempt(region, tmp_path / "new" / "deeper" / "out")
     assert result.output == tmp_path / "new" / "deeper" / "out"
     assert (result.output / "t2_landcover.tif").is_file()
+
+
+# The command line, case by case (docs/bad-inputs.md quotes these messages).
+
+
+def geochange(*args: object) -> Result:
+    """A ``geochange`` command run in this process, as a user types it."""
+    return CliRunner().invoke(cli, [str(arg) for arg in args])
+
+
+def assert_refused(result: Result, output: Path, *fragments: str) -> str:
+    """Exit status 2, an ``Error:`` holding every fragment, no traceback, nothing written."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    error = result.stderr[result.stderr.index("Error: ") :]
+    for fragment in fragments:
+        assert fragment in error, error
+    assert_nothing_written(output)
+    return error
+
+
+def _codes() -> np.ndarray:
+    codes = np.full((300, 300), 2, np.uint8)
+    codes[100:140, 100:160] = 8
+    return codes
+
+
+def _no_transform(folder: Path) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return write_raster(folder / "r.tif", _codes(), crs=None, transform=Affine.identity())
+
+
+def _unknown_codes(folder: Path) -> Path:
+    codes = _codes()
+    codes[0, :5] = 17
+    codes[-1, -1] = 99
+    return write_raster(folder / "r.tif", codes)
+
+
+def _uint16_unknown(folder: Path) -> Path:
+    codes = _codes().astype(np.uint16)
+    codes[0, 0] = 300
+    return write_raster(folder / "r.tif", codes)
+
+
+def _int16_negative(folder: Path) -> Path:
+    codes = _codes().astype(np.int16)
+    codes[:10, :10] = -1
+    return write_raster(folder / "r.tif", codes)
+
+
+def _truncated(folder: Path) -> Path:
+    whole = write_raster(folder / "whole.tif", _codes()).read_bytes()
+    (folder / "r.tif").write_bytes(whole[: len(whole) // 2])
+    return folder / "r.tif"
+
+
+def _zero_pixels(folder: Path) -> Path:
+    vrt = '<VRTDataset rasterXSize="0" rasterYSize="0"><VRTRasterBand dataType="Byte" band="1"/>'
+    (folder / "r.vrt").write_text(vrt + "</VRTDataset>")
+    return folder / "r.vrt"
+
+
+def _file(name: str, content: bytes):
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(content)
+        return folder / name
+
+    return make
+
+
+def _region(folder: Path) -> Path:
+    return write_raster(folder / "r.tif", _codes())
+
+
+REGION_CASES = {
+    "no-crs": (
+        lambda d: write_raster(d / "r.tif", _codes(), crs=None),
+        [],
+        ["has no coordinate reference system", "--crs EPSG:32633", "gdal_edit.py -a_srs"],
+    ),
+    "no-georeferencing": (
+        _no_transform,
+        ["--crs", UTM],
+        ["has no georeferencing (no transform)", "--gsd"],
+    ),
+    "crs-option-not-a-crs": (
+        _region,
+        ["--crs", "EPSG:99999"],
+        ["--crs 'EPSG:99999' is not a CRS", "give an EPSG code"],
+    ),
+    "unknown-codes": (
+        _unknown_codes,
+        [],
+        ["does not know: 17 (5 px), 99 (1 px)", "--classes"],
+    ),
+    "uint16-code-outside-scheme": (_uint16_unknown, [], ["does not know: 300 (1 px)"]),
+    "int16-negative-code": (_int16_negative, [], ["does not know: -1 (100 px)"]),
+    "float": (
+        lambda d: write_raster(d / "r.tif", _codes().astype(np.float32)),
+        [],
+        ["holds float32 values, not class codes", "gdal_translate -ot Byte"],
+    ),
+    "multi-band": (
+        lambda d: write_raster(d / "r.tif", np.stack([_codes()] * 3)),
+        [],
+        ["has 3 bands; scheme 'oem' reads class codes from a single band", "--classes dubai"],
+    ),
+    "single-band-for-rgb-scheme": (
+        _region,
+        ["--classes", "dubai"],
+        ["has 1 band(s) but class scheme 'dubai' needs 3", "--classes"],
+    ),
+    "unknown-scheme": (
+        _region,
+        ["--classes", "lava"],
+        ["class scheme 'lava' is neither a built-in scheme nor a file", "oem, oem-index"],
+    ),
+    "empty-file": (_file("r.tif", b""), [], ["cannot read raster", "not recognized as"]),
+    "zero-pixels": (_zero_pixels, [], ["cannot read raster", "0 x 0"]),
+    "all-no-data": (
+        lambda d: write_raster(d / "r.tif", np.zeros((40, 40), np.uint8)),
+        [],
+        ["holds no data (every pixel is no-data)", "--classes"],
+    ),
+    "corrupt-header": (
+        _file("r.tif", b"II*\x00 this is not a tiff"),
+        [],
+        ["cannot read raster", "a raster GDAL can read"],
+    ),
+    "truncated": (
+        _truncated,
+        [],
+        ["the file is damaged or truncated", "gdalinfo -checksum"],
+    ),
+    "missing-file": (
+        lambda d: d / "nowhere.tif",
+        [],
+        ["cannot read raster", "No such file or directory", "check that the path is right"],
+    ),
+    "gsd-not-positive": (
+        _region,
+        ["--gsd", "0"],
+        ["--gsd must be a positive number of metres, not 0.0"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REGION_CASES)
+def test_bad_region_via_cli(case, tmp_path):
+    make, options, fragments = REGION_CASES[case]
+    region = make(tmp_path)
+    out = tmp_path / "out"
+    done = geochange("simulate", region, "--events", "regrowth", *options, "-o", out)
+    assert_refused(done, out, *fragments)
+
+
+def test_16_bit_land_cover_with_known_codes_is_read(tmp_path):
+    codes = _codes()
+    region = write_raster(tmp_path / "r.tif", codes.astype(np.uint16))
+    done = geochange("simulate", region, "--events", "regrowth", "-o", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    import rasterio
+
+    with rasterio.open(tmp_path / "out" / "t1_landcover.tif") as src:
+        assert src.dtypes == ("uint8",)
+        np.testing.assert_array_equal(src.read(1), codes)
+
+
+def _write(frame: gpd.GeoDataFrame, path: Path, **options) -> Path:
+    frame.to_file(path, **options)
+    return path
+
+
+def _no_crs_shapefile(folder: Path) -> Path:
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        return _write(gpd.GeoDataFrame(geometry=[INSIDE]), folder / "v.shp")
+
+
+def _two_layers(folder: Path) -> Path:
+    frame = gpd.GeoDataFrame({"to_class": ["water"]}, geometry=[INSIDE], crs=UTM)
+    _write(frame, folder / "v.gpkg", layer="roofs")
+    return _write(frame, folder / "v.gpkg", layer="walls")
+
+
+def _changes(to_class: list, geometry: list | None = None, crs: str = UTM):
+    geometry = geometry or [INSIDE] * len(to_class)
+    return lambda d: _write(
+        gpd.GeoDataFrame({"to_class": to_class}, geometry=geometry, crs=crs), d / "v.gpkg"
+    )
+
+
+VECTOR_CASES = {
+    "no-crs": (
+        "--buildings",
+        _no_crs_shapefile,
+        ["--buildings vectors", "have no coordinate reference system", "ogr2ogr -a_srs"],
+    ),
+    "wrong-declared-crs": (
+        "--changes",
+        _changes(["water"], crs="EPSG:4326"),
+        ["no usable polygon over the land cover", "the CRS the file declares (EPSG:4326)"],
+    ),
+    "outside-the-region": (
+        "--where",
+        _changes(["water"], [shapely.box(0, 0, 10, 10)]),
+        ["--where vectors", "no usable polygon over the land cover"],
+    ),
+    "only-points-and-lines": (
+        "--changes",
+        _changes(
+            ["water", "water"],
+            [shapely.Point(500_020, 5_549_920), shapely.LineString([(500_000, 5_549_950)] * 2)],
+        ),
+        ["no usable polygon over the land cover"],
+    ),
+    "only-empty-geometries": (
+        "--buildings",
+        _changes(["water"], [shapely.Polygon()]),
+        ["no usable polygon over the land cover"],
+    ),
+    "no-features": (
+        "--changes",
+        _changes([], []),
+        ["no usable polygon over the land cover"],
+    ),
+    "unreadable-file": (
+        "--buildings",
+        _file("v.gpkg", b"not a geopackage"),
+        ["cannot read --buildings vectors", "any format OGR reads"],
+    ),
+    "several-layers": (
+        "--changes",
+        _two_layers,
+        ["hold 2 layers (roofs, walls)", "|layername=roofs"],
+    ),
+    "no-to_class-field": (
+        "--changes",
+        lambda d: _write(
+            gpd.GeoDataFrame({"name": ["x"]}, geometry=[INSIDE], crs=UTM), d / "v.gpkg"
+        ),
+        ["have no 'to_class' field (fields: name)", "add a 'to_class' field"],
+    ),
+    "unknown-class-name": (
+        "--changes",
+        _changes(["lava"]),
+        ["unknown class 'lava'", "8=building"],
+    ),
+    "empty-to_class": (
+        "--changes",
+        _changes([8.0, None]),
+        ["1 of 2 features have an empty 'to_class'", "give every feature a class"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", VECTOR_CASES)
+def test_bad_vectors_via_cli(case, region, tmp_path):
+    option, make, fragments = VECTOR_CASES[case]
+    vectors = make(tmp_path)
+    out = tmp_path / "out"
+    done = geochange("simulate", region, option, vectors, "--events", "regrowth", "-o", out)
+    assert_refused(done, out, *fragments)
+
+
+def _messy_changes(folder: Path) -> Path:
+    """Invalid, empty, outside, line, multipart and mixed features, codes stored as floats."""
+    bowtie = shapely.Polygon(
+        [(500_010, 5_549_900), (500_030, 5_549_920), (500_030, 5_549_900), (500_010, 5_549_920)]
+    )
+    two_parts = shapely.MultiPolygon([INSIDE, shapely.box(500_100, 5_549_900, 500_120, 5_549_920)])
+    mixed = shapely.GeometryCollection([INSIDE, shapely.Point(500_020, 5_549_920)])
+    line = shapely.LineString([(500_000, 5_549_950), (500_050, 5_549_950)])
+    geometry = [bowtie, shapely.Polygon(), shapely.box(0, 0, 5, 5), line, two_parts, mixed]
+    frame = gpd.GeoDataFrame({"to_class": [6.0] * 6}, geometry=geometry, crs=UTM)
+    return _write(frame, folder / "messy.gpkg")
+
+
+def test_messy_vectors_finish_with_warnings_via_cli(region, tmp_path):
+    """Each bad feature is repaired or dropped with a warning; float codes (an integer field
+    with gaps reads back as floats) count as codes."""
+    changes = _messy_changes(tmp_path)
+    done = geochange("simulate", region, "--changes", changes, "-o", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    for warning in (
+        "Warning: --changes: repaired 1 invalid geometry",
+        "Warning: --changes: 1 of 6 features are empty and are ignored",
+        "Warning: --changes: 1 of 6 features are not polygons (points or lines) and are ignored",
+        "Warning: --changes: 1 of 6 features lie outside the land-cover raster and are ignored",
+    ):
+        assert warning in done.stderr
+    polygons = gpd.read_file(tmp_path / "out" / "changes.gpkg")
+    assert set(polygons.to_class) == {"water"}
+    # the 30 m square (900 m², the bowtie inside it) and the second part (400 m²)
+    assert polygons.area_m2.sum() == pytest.approx(900 + 400, rel=0.05)
+
+
+def test_vectors_in_another_crs_are_reprojected(region, tmp_path):
+    frame = gpd.GeoDataFrame({"to_class": ["water"]}, geometry=[INSIDE], crs=UTM)
+    changes = _write(frame.to_crs("EPSG:4326"), tmp_path / "lonlat.gpkg")
+    done = geochange("simulate", region, "--changes", changes, "-o", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    polygons = gpd.read_file(tmp_path / "out" / "changes.gpkg")
+    assert polygons.crs == UTM
+    assert polygons.union_all().symmetric_difference(INSIDE).area < 20
+
+
+EVENT_CASES = {
+    "unknown-event": ("earthquake", ["unknown event 'earthquake'", "valid events: building_add"]),
+    "unknown-parameter": (
+        "building_add:size=3",
+        ["event 'building_add' has no parameter 'size'", "count, setback, gap, l_shapes"],
+    ),
+    "parameter-before-event": ("count=3", ["parameter 'count=3' comes before any event name"]),
+    "parameter-without-value": (
+        "building_add:count",
+        ["parameter building_add:count has no value", "building_add:count=20"],
+    ),
+    "not-a-number": ("road_add:width=wide", ["road_add:width='wide' is not a float"]),
+    "not-an-integer": ("building_add:count=2.5", ["building_add:count='2.5' is not an int"]),
+    "out-of-range": (
+        "deforestation:fraction=2",
+        ["deforestation:fraction=2.0 is outside its range: 0.0 to 1.0", "geochange events"],
+    ),
+    "not-finite": ("flood:fraction=nan", ["flood:fraction='nan' is not a finite number"]),
+    "count-too-large": (
+        "building_add:count=100001",
+        ["building_add:count=100001 is outside its range: 0 to 100000"],
+    ),
+    "class-not-allowed": (
+        "building_remove:to=water",
+        ["building_remove:to='water' is not one of the allowed classes", "developed_space"],
+    ),
+    "no-events": ("", ["nothing to simulate: no --events and no --changes"]),
+}
+
+
+@pytest.mark.parametrize("case", EVENT_CASES)
+def test_bad_events_via_cli(case, region, tmp_path):
+    spec, fragments = EVENT_CASES[case]
+    out = tmp_path / "out"
+    assert_refused(geochange("simulate", region, "--events", spec, "-o", out), out, *fragments)
+
+
+def test_where_without_events_via_cli(region, tmp_path):
+    where = _changes(["water"])(tmp_path)
+    out = tmp_path / "out"
+    done = geochange("simulate", region, "--where", where, "--changes", where, "-o", out)
+    assert_refused(done, out, "--where confines --events, but no --events were given")
+
+
+def test_output_problems_via_cli(region, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    done = geochange("simulate", region, "--events", "regrowth", "-o", out)
+    assert done.exit_code == 2
+    assert f"output folder {out} already exists" in done.stderr and "--overwrite" in done.stderr
+    assert (out / "keep.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".out*"))
+
+    (tmp_path / "afile").write_text("x")
+    under = tmp_path / "afile" / "out"
+    done = geochange("simulate", region, "--events", "regrowth", "-o", under)
+    assert_refused(done, under, f"{tmp_path / 'afile'} is not a writable folder")
+
+
+def test_read_only_output_folder_via_cli(region, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    if os.geteuid() == 0:
+        # root writes through permission bits: report the folder as the kernel would to a user
+        access = os.access
+
+        def as_a_user(path, mode, *args, **kwargs):
+            if Path(path) == locked and mode & os.W_OK:
+                return False
+            return access(path, mode, *args, **kwargs)
+
+        monkeypatch.setattr(os, "access", as_a_user)
+    out = locked / "out"
+    try:
+        done = geochange("simulate", region, "--events", "regrowth", "-o", out)
+        assert_refused(done, out, f"{locked} is not a writable folder", "choose an -o/--output")
+    finally:
+        locked.chmod(0o755)
+
+
+def test_disk_problems_and_interruption_via_cli(region, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 1000))
+        done = geochange("simulate", region, "--events", "regrowth", "-o", out)
+    assert_refused(done, out, "not enough disk space in", "0.00 GB free", "on another disk")
+
+    def full(self, *args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(geotiff.StreamingGeoTIFF, "finish", full)
+        done = geochange("simulate", region, "--events", "regrowth", "-o", out)
+    assert_refused(done, out, f"the disk holding {tmp_path} is full; nothing was written")
+
+    def interrupt(self, *args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(geotiff.StreamingGeoTIFF, "write", interrupt)
+        done = geochange("simulate", region, "--events", "regrowth", "-o", out)
+    assert done.exit_code == 1
+    assert "Error: interrupted; no finished output was left" in done.stderr
+    assert_nothing_written(out)
+
+
+# synth: the model, the device and the real image.
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from geochange.model import SemanticLDM, preset
+
+    torch.manual_seed(0)
+    return SemanticLDM(preset("tiny")).save_pretrained(tmp_path_factory.mktemp("m") / "tiny")
+
+
+FAST = ["--steps", "2", "--tile-size", "64", "--overlap", "16", "--device", "cpu"]
+
+
+def _model_copy(model_dir: Path, folder: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(model_dir, folder / "model"))
+
+
+def _missing_part(model_dir: Path, folder: Path) -> Path:
+    model = _model_copy(model_dir, folder)
+    (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    return model
+
+
+def _damaged_part(model_dir: Path, folder: Path) -> Path:
+    model = _model_copy(model_dir, folder)
+    weights = model / "mask.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    return model
+
+
+def _mixed_parts(model_dir: Path, folder: Path) -> Path:
+    import shutil
+
+    from geochange.synth import DEFAULT_MODEL_DIR
+
+    model = _model_copy(model_dir, folder)
+    shutil.rmtree(model / "unet")
+    shutil.copytree(DEFAULT_MODEL_DIR / "unet", model / "unet")
+    return model
+
+
+MODEL_CASES = {
+    "folder-missing": (
+        lambda model_dir, d: d / "no-model",
+        ["no-model does not exist", "geochange train diffusion -o MODEL", "leave --model out"],
+    ),
+    "part-missing": (
+        _missing_part,
+        ["is missing unet/diffusion_pytorch_model.safetensors", "copy the whole model folder"],
+    ),
+    "part-damaged": (
+        _damaged_part,
+        ["cannot be loaded: SafetensorError", "copy the whole folder again"],
+    ),
+    "parts-of-different-models": (
+        _mixed_parts,
+        [
+            "unet/config.json has block_out_channels [64, 96, 128] but geochange.json says [4, 8]",
+            "copy the whole model folder again",
+        ],
+    ),
+}
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("case", MODEL_CASES)
+def test_bad_model_folder_via_cli(case, region, model_dir, tmp_path):
+    make, fragments = MODEL_CASES[case]
+    model = make(model_dir, tmp_path)
+    out = tmp_path / "out"
+    done = geochange("synth", region, "--events", "regrowth", "--model", model, *FAST, "-o", out)
+    assert_refused(done, out, *fragments)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_cuda_asked_for_without_a_gpu_via_cli(region, model_dir, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU, so --device cuda is not a bad input here")
+    out = tmp_path / "out"
+    args = ["--events", "regrowth", "--model", model_dir, *FAST, "--device", "cuda"]
+    done = geochange("synth", region, *args, "-o", out)
+    assert_refused(done, out, "--device cuda asked for, but torch sees no CUDA GPU", "--device cpu")
+
+
+def _rgb(folder: Path, crs: str | None = UTM, x0: float = 500_000) -> Path:
+    image = np.full((3, 100, 100), 120, np.uint8)
+    transform = Affine(1.5, 0, x0, 0, -1.5, 5_550_000)
+    return write_raster(folder / "image.tif", image, crs=crs, transform=transform)
+
+
+IMAGE_CASES = {
+    "not-rgb": (
+        lambda d: write_raster(d / "image.tif", np.full((50, 50), 9, np.uint16)),
+        ["must be an RGB image of uint8 bands (it has 1 band(s) of uint16)", "gdal_translate"],
+    ),
+    "no-crs": (lambda d: _rgb(d, crs=None), ["has no CRS", "georeference it onto REGION"]),
+}
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("case", IMAGE_CASES)
+def test_bad_image_via_cli(case, region, model_dir, tmp_path):
+    make, fragments = IMAGE_CASES[case]
+    out = tmp_path / "out"
+    args = ["--events", "regrowth", "--model", model_dir, *FAST, "--image", make(tmp_path)]
+    assert_refused(geochange("synth", region, *args, "-o", out), out, *fragments)
+
+
+@pytest.mark.xfail(
+    reason="geochange/synth.py ImageOnGrid does not check that --image overlaps the grid "
+    "(a far image gives a finished run with a fully masked t1)",
+    strict=True,
+)
+@pytest.mark.usefixtures("one_thread")
+def test_image_not_overlapping_the_region_via_cli(region, model_dir, tmp_path):
+    out = tmp_path / "out"
+    image = _rgb(tmp_path, x0=600_000)
+    args = ["--events", "regrowth", "--model", model_dir, *FAST, "--image", image]
+    assert_refused(geochange("synth", region, *args, "-o", out), out, "does not overlap")
+
+
+def test_gsd_far_from_the_models_is_worded_as_a_warning():
+    from geochange.model import preset
+
+    config = preset("tiny")
+    assert config.gsd_warning((0.5, 0.5)) is None
+    assert config.gsd_warning((0.9, 0.9)) is None and config.gsd_warning((0.3, 0.3)) is None
+    message = config.gsd_warning((10.0, 10.0))
+    assert message == (
+        "the land cover's pixels are 10 m but model 'tiny' learnt from 0.5 m pixels, so it "
+        "paints objects at the wrong scale; resample the region with --gsd 0.5"
+    )
+    assert "0.1 m" in config.gsd_warning((0.1, 0.1))
+
+
+@pytest.mark.xfail(
+    reason="geochange/synth.py synthesize does not yet report ModelConfig.gsd_warning",
+    strict=True,
+)
+@pytest.mark.usefixtures("one_thread")
+def test_gsd_far_from_the_models_warns_via_cli(model_dir, tmp_path):
+    coarse = Affine(10, 0, 500_000, 0, -10, 5_550_000)
+    region = write_raster(tmp_path / "coarse.tif", _codes()[:64, :64], transform=coarse)
+    out = tmp_path / "out"
+    args = ["--events", "regrowth", "--model", model_dir, *FAST, "-o", out]
+    done = geochange("synth", region, *args)
+    assert done.exit_code == 0, done.output
+    assert "Warning: the land cover's pixels are 10 m but model 'tiny' learnt from" in done.stderr
+    assert (out / "t2.tif").is_file()
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_bad_sampling_options_via_cli(region, model_dir, tmp_path):
+    out = tmp_path / "out"
+    base = ["--events", "regrowth", "--model", model_dir, *FAST]
+    done = geochange("synth", region, *base, "--steps", "1", "-o", out)
+    assert_refused(done, out, "--sampler dpm needs --steps 2 or more")
+    done = geochange("synth", region, *base, "--tile-size", "30", "-o", out)
+    assert_refused(done, out, "--tile-size must be a positive multiple of")

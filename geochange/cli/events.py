@@ -23,7 +23,14 @@ def events(json_output: bool) -> None:
                 "name": cls.name,
                 "summary": cls.summary,
                 "params": [
-                    {"name": p.name, "type": p.kind.__name__, "default": p.default, "help": p.help}
+                    {
+                        "name": p.name,
+                        "type": p.kind.__name__,
+                        "default": p.default,
+                        "minimum": p.minimum,
+                        "maximum": p.maximum,
+                        "help": p.help,
+                    }
                     for p in cls.params
                 ],
                 "transitions": sorted([CLASS_NAMES[a], CLASS_NAMES[b]] for a, b in cls.transitions),
@@ -35,7 +42,8 @@ def events(json_output: bool) -> None:
     for cls in EVENTS.values():
         click.echo(f"{cls.name}\n    {cls.summary}")
         for p in cls.params:
-            click.echo(f"    {f'{p.name}={p.default}':<22} {p.help}")
+            limits = "" if p.minimum is None and p.maximum is None else f" [{p.range_text()}]"
+            click.echo(f"    {f'{p.name}={p.default}':<22} {p.help}{limits}")
         sources = sorted({CLASS_NAMES[a] for a, _ in cls.transitions})
         targets = sorted({CLASS_NAMES[b] for _, b in cls.transitions})
         click.echo(f"    changes: {', '.join(sources)} -> {', '.join(targets)}\n")

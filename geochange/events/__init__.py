@@ -64,5 +64,11 @@ def _lookup(name: str) -> type[Event]:
 
 
 def _parse_param(cls: type[Event], text: str) -> dict[str, object]:
-    key, _, value = (part.strip() for part in text.partition("="))
-    return {key: cls.param(key).parse(cls.name, value)}
+    key, sep, value = (part.strip() for part in text.partition("="))
+    param = cls.param(key)
+    if not sep:
+        raise InputError(
+            f"parameter {cls.name}:{key} has no value",
+            f"write key=value, e.g. {cls.name}:{key}={param.default}",
+        )
+    return {key: param.parse(cls.name, value)}

@@ -8,6 +8,7 @@ order that lets each window see the edits of the blocks before it (see ``geochan
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -17,6 +18,13 @@ import numpy as np
 from geochange.classes import NODATA, NUM_CLASSES
 from geochange.errors import InputError
 from geochange.events.masks import bounding_box, pieces
+
+MAX_COUNT = 100_000
+"""Upper bound of every ``count`` parameter: far above any real scenario, low enough that the
+attempts an event draws for it fit in memory."""
+FULL_AFTER = 20
+"""Wanted objects in a row that found no place: the block is full and the rest are not tried
+(else a count far above what fits would try every start of every one of them)."""
 
 
 @dataclass(frozen=True)
@@ -31,19 +39,38 @@ class Param:
     maximum: float | None = None
 
     def parse(self, event: str, text: str) -> Any:
+        kind = self.kind.__name__
         try:
             value = self.kind(text)
         except ValueError as err:
+            article = "an" if kind[0] in "aeiou" else "a"
             raise InputError(
-                f"parameter {event}:{self.name}={text!r} is not a {self.kind.__name__}"
+                f"parameter {event}:{self.name}={text!r} is not {article} {kind}",
+                f"give {article} {kind}, e.g. {event}:{self.name}={self.default}",
             ) from err
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(
+                f"parameter {event}:{self.name}={text!r} is not a finite number",
+                f"give a number in its range: {self.range_text()}",
+            )
         if (self.minimum is not None and value < self.minimum) or (
             self.maximum is not None and value > self.maximum
         ):
             raise InputError(
-                f"parameter {event}:{self.name}={value} is outside [{self.minimum}, {self.maximum}]"
+                f"parameter {event}:{self.name}={value} is outside its range: {self.range_text()}",
+                "see `geochange events` for every parameter's range and unit",
             )
         return value
+
+    def range_text(self) -> str:
+        """``0 to 1``, ``at least 0``, ... for messages."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum} to {self.maximum}"
+        if self.minimum is not None:
+            return f"at least {self.minimum}"
+        if self.maximum is not None:
+            return f"at most {self.maximum}"
+        return "any value"
 
 
 @dataclass
@@ -169,6 +196,11 @@ class Event(ABC):
 
         ``count`` is this block's share of the ``count_param`` total (0 when the event has none).
         """
+
+
+def region_count(default: int, what: str) -> Param:
+    """The ``count`` parameter of an event: a total over the region, split among blocks."""
+    return Param("count", int, default, f"{what} (default {default})", 0, MAX_COUNT)
 
 
 def pairs(from_classes: tuple[int, ...], to_classes: tuple[int, ...]) -> frozenset[tuple[int, int]]:

@@ -18,7 +18,15 @@ from geochange.classes import (
     RANGELAND,
     ROAD,
 )
-from geochange.events.base import Event, EventWindow, Param, RegionStats, pairs
+from geochange.events.base import (
+    FULL_AFTER,
+    Event,
+    EventWindow,
+    Param,
+    RegionStats,
+    pairs,
+    region_count,
+)
 from geochange.events.masks import EIGHT, dilate, is_in
 from geochange.events.shapes import (
     Proximity,
@@ -41,6 +49,8 @@ NEAR_ROAD_M = 40.0
 """New buildings are started within this distance of a road when the block has roads."""
 ATTEMPTS = 30
 """Candidate sites tried per wanted building."""
+STARTS = 10
+"""Edge pixels drawn per wanted quarter."""
 INFILL_SHARE = 0.6
 """Share of candidate sites on developed land (plots in town) rather than open land by roads."""
 
@@ -111,18 +121,23 @@ def place_buildings(
     """
     new = np.zeros(lots.buildable.shape, bool)
     sites = iter(anchors)
+    misses = 0
     for _ in range(want):
         length, width = building_size(stats, rng)
         wing = None
         if rng.random() < l_share:
             end = 1 if rng.random() < 0.5 else -1
             wing = (length * rng.uniform(0.3, 0.5), width * rng.uniform(0.5, 1.0), end)
+        misses += 1
         for row, col in itertools.islice(sites, ATTEMPTS):
             site = _site(lots, row, col, length, width, wing, setback, gap, reach_m, rng)
             if site is not None:
                 new[site[0]] |= site[1]
                 lots.blocked[site[0]] |= site[1]
+                misses = 0
                 break
+        if misses >= FULL_AFTER:
+            break
     return new
 
 
@@ -191,7 +206,7 @@ class BuildingAdd(Event):
     name = "building_add"
     summary = "new building footprints on open or developed land, aligned to the nearest road"
     params = (
-        Param("count", int, 20, "number of new buildings in the region (default 20)", minimum=0),
+        region_count(20, "number of new buildings in the region"),
         Param(
             "setback",
             float,
@@ -262,9 +277,7 @@ class BuildingRemove(Event):
     name = "building_remove"
     summary = "existing buildings demolished as whole instances, to bareland or developed space"
     params = (
-        Param(
-            "count", int, 10, "number of buildings removed in the region (default 10)", minimum=0
-        ),
+        region_count(10, "number of buildings removed in the region"),
         Param("to", str, "bareland", "left behind: bareland or developed_space (default bareland)"),
     )
     transitions = pairs((BUILDING,), (BARELAND, DEVELOPED))
@@ -289,7 +302,7 @@ class UrbanExpansion(Event):
     name = "urban_expansion"
     summary = "open land next to developed space becomes a new quarter with a road and buildings"
     params = (
-        Param("count", int, 3, "number of new quarters in the region (default 3)", minimum=0),
+        region_count(3, "number of new quarters in the region"),
         Param(
             "size",
             float,
@@ -328,15 +341,17 @@ class UrbanExpansion(Event):
             target=np.zeros(window.shape, np.uint8),
         )
         claimed, target = town.claimed, town.target
-        made = 0
-        for row, col in random_pixels(edge, count * 10, rng):
-            if made >= count:
+        made = misses = 0
+        for row, col in random_pixels(edge, count * STARTS, rng):
+            if made >= count or misses >= FULL_AFTER * STARTS:
                 break
             if claimed[row, col]:
                 continue
             quarter = self._quarter(window, (row, col), town, rng)
             if quarter is None:
+                misses += 1
                 continue
+            misses = 0
             box, classes = quarter
             paint = classes != NODATA
             target[box][paint] = classes[paint]

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from geochange.classes import AGRICULTURE, BARELAND, DEVELOPED, RANGELAND, ROAD, TREE
-from geochange.events.base import Event, EventWindow, Param, pairs
+from geochange.events.base import FULL_AFTER, Event, EventWindow, Param, pairs, region_count
 from geochange.events.masks import EIGHT, erode, is_in
 from geochange.events.shapes import (
     Box,
@@ -22,6 +22,8 @@ ROADABLE = (BARELAND, RANGELAND, DEVELOPED, TREE, AGRICULTURE)
 MIN_NEW_SHARE = 0.6
 """Share of a new road that must be new pixels, and of its middle that must keep a road width
 from old roads: a link across open land, not a copy of an old road."""
+STARTS = 15
+"""Road pixels drawn as starts per wanted road."""
 TRIES = 4
 """End points tried per kind (other road, same road, developed land) from one start."""
 
@@ -32,7 +34,7 @@ class RoadAdd(Event):
     name = "road_add"
     summary = "a new road linking existing roads (or a road to developed land) across open land"
     params = (
-        Param("count", int, 2, "number of new roads in the region (default 2)", minimum=0),
+        region_count(2, "number of new roads in the region"),
         Param(
             "width",
             float,
@@ -54,14 +56,16 @@ class RoadAdd(Event):
         open_land = is_in(window.t2, ROADABLE) & window.free()
         edge = road & ~erode(road) & window.core_mask()
         new = np.zeros(window.shape, bool)
-        made = 0
-        for row, col in random_pixels(edge, count * 15, rng):
-            if made >= count:
+        made = misses = 0
+        for row, col in random_pixels(edge, count * STARTS, rng):
+            if made >= count or misses >= FULL_AFTER * STARTS:
                 break
             link = self._link(window, road | new, open_land & ~new, (row, col), rng)
+            misses += 1
             if link is not None:
                 new[link[0]] |= link[1]
                 made += 1
+                misses = 0
         window.commit(new, ROAD, code)
 
     def _link(

@@ -7,11 +7,14 @@ the same architecture. The ``paper`` preset is the published configuration (DESI
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from geochange.errors import InputError
 
+GSD_TOLERANCE = 2.0
+"""How many times larger or smaller than the model's training pixels a grid's may be."""
 AUTOENCODERS = ("VQModel", "AutoencoderKL", "AutoencoderTiny")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 LOSSES = ("l1", "l2")
@@ -93,6 +96,19 @@ class ModelConfig:
                 f"valid keys: {', '.join(sorted(known))}",
             )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def gsd_warning(self, pixel_size_m: tuple[float, float]) -> str | None:
+        """A warning when the grid's pixels are more than ``GSD_TOLERANCE`` times larger or
+        smaller than those the model learnt from: it paints objects at its own scale, so houses
+        would come out the size of blocks (or of cars)."""
+        gsd = math.sqrt(pixel_size_m[0] * pixel_size_m[1])
+        if 1 / GSD_TOLERANCE <= gsd / self.gsd_m <= GSD_TOLERANCE:
+            return None
+        return (
+            f"the land cover's pixels are {gsd:.3g} m but model {self.name!r} learnt from "
+            f"{self.gsd_m:g} m pixels, so it paints objects at the wrong scale; resample the "
+            f"region with --gsd {self.gsd_m:g}"
+        )
 
     def with_(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (for experiments and tests)."""

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DModel, VQModel
+from diffusers.utils import is_accelerate_available
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -442,20 +444,41 @@ def load_model(folder: str | Path) -> SemanticLDM:
     """Rebuild a model saved with ``SemanticLDM.save_pretrained``, bit for bit."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"model folder {folder} does not exist", "pass a folder made by training")
+        raise InputError(
+            f"model folder {folder} does not exist",
+            "pass a folder written by `geochange train diffusion -o MODEL`, or leave --model out "
+            "to use the model shipped with geochange",
+        )
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
         raise InputError(
             f"model folder {folder} is missing {', '.join(missing)}",
-            "pass a complete folder written by SemanticLDM.save_pretrained or training",
+            "copy the whole model folder (vae/, unet/, scheduler/, mask.safetensors, "
+            "geochange.json), or pass a folder written by `geochange train diffusion -o MODEL`",
         )
+    try:
+        return _load_parts(folder)
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+        raise InputError(
+            f"model folder {folder} cannot be loaded: {type(err).__name__}: {err}",
+            "its files are damaged or come from different models: copy the whole folder again, "
+            "or pass a folder written by `geochange train diffusion -o MODEL`",
+        ) from err
+
+
+def _load_parts(folder: Path) -> SemanticLDM:
     metadata = json.loads((folder / METADATA).read_text())
     config = ModelConfig.from_dict(metadata["config"])
+    _check_parts(folder, config)
     vae_class = AUTOENCODER_CLASSES[config.autoencoder]
+    # Without accelerate, diffusers loads the plain way anyway; saying so keeps it quiet.
+    quiet = {"low_cpu_mem_usage": is_accelerate_available()}
     model = SemanticLDM(
         config,
-        vae=vae_class.from_pretrained(folder / "vae"),
-        unet=UNet2DModel.from_pretrained(folder / "unet"),
+        vae=vae_class.from_pretrained(folder / "vae", **quiet),
+        unet=UNet2DModel.from_pretrained(folder / "unet", **quiet),
         scheduler=DDIMScheduler.from_pretrained(folder / "scheduler"),
     )
     weights = load_file(folder / MASK_WEIGHTS)
@@ -466,6 +489,37 @@ def load_model(folder: str | Path) -> SemanticLDM:
     model.class_std.copy_(weights["layout.class_std"])
     model.training_summary = metadata.get("training_summary", {})
     return model.eval()
+
+
+def _check_parts(folder: Path, config: ModelConfig) -> None:
+    """The diffusers parts must be the ones ``geochange.json`` describes: a part copied in from
+    another model fails deep inside torch otherwise."""
+    vae = json.loads((folder / "vae" / "config.json").read_text())
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    expected = [
+        ("vae/config.json", "_class_name", vae.get("_class_name"), config.autoencoder),
+        ("vae/config.json", "latent_channels", vae.get("latent_channels"), config.latent_channels),
+        (
+            "unet/config.json",
+            "block_out_channels",
+            unet.get("block_out_channels"),
+            list(config.unet_block_out_channels),
+        ),
+        (
+            "unet/config.json",
+            "in_channels",
+            unet.get("in_channels"),
+            config.latent_channels + config.mask_channels,
+        ),
+    ]
+    for part, key, found, wanted in expected:
+        if found != wanted:
+            raise InputError(
+                f"model folder {folder}: {part} has {key} {found} but {METADATA} says {wanted}, "
+                "so its parts come from different models",
+                "copy the whole model folder again, or pass a folder written by "
+                "`geochange train diffusion -o MODEL`",
+            )
 
 
 def _section(weights: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
