@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from diffusers import DPMSolverMultistepScheduler, SchedulerMixin
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
@@ -167,6 +168,16 @@ class ImageOnGrid:
         if self.dataset.crs is None:
             self.dataset.close()
             raise InputError(f"--image {path} has no CRS", "georeference it onto REGION first")
+        left, bottom, right, top = transform_bounds(
+            self.dataset.crs, grid.crs, *self.dataset.bounds, densify_pts=21
+        )
+        g_left, g_bottom, g_right, g_top = grid.bounds
+        if left >= g_right or right <= g_left or bottom >= g_top or top <= g_bottom:
+            self.dataset.close()
+            raise InputError(
+                f"--image {path} does not overlap the land cover",
+                "check that the image shows the same place as REGION and that its CRS is right",
+            )
         self.vrt = WarpedVRT(
             self.dataset,
             crs=grid.crs,
@@ -705,6 +716,9 @@ def synthesize(
         distributed = scheduler is not None and scheduler.distributed
         options = replace(options, threads=1 if distributed else torch.get_num_threads())
     painter = open_painter(str(model), options, seed, device)
+    warning = painter.model.config.gsd_warning(inputs.grid.pixel_size_m())
+    if warning:
+        (reporter or Reporter()).warning(warning)
     picture = ImageOnGrid(image, inputs.grid) if image is not None else None
     if picture is not None:
         inputs.paths["image"] = Path(image)

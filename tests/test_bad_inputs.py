@@ -765,11 +765,6 @@ def test_bad_image_via_cli(case, region, model_dir, tmp_path):
     assert_refused(geochange("synth", region, *args, "-o", out), out, *fragments)
 
 
-@pytest.mark.xfail(
-    reason="geochange/synth.py ImageOnGrid does not check that --image overlaps the grid "
-    "(a far image gives a finished run with a fully masked t1)",
-    strict=True,
-)
 @pytest.mark.usefixtures("one_thread")
 def test_image_not_overlapping_the_region_via_cli(region, model_dir, tmp_path):
     out = tmp_path / "out"
@@ -792,10 +787,6 @@ def test_gsd_far_from_the_models_is_worded_as_a_warning():
     assert "0.1 m" in config.gsd_warning((0.1, 0.1))
 
 
-@pytest.mark.xfail(
-    reason="geochange/synth.py synthesize does not yet report ModelConfig.gsd_warning",
-    strict=True,
-)
 @pytest.mark.usefixtures("one_thread")
 def test_gsd_far_from_the_models_warns_via_cli(model_dir, tmp_path):
     coarse = Affine(10, 0, 500_000, 0, -10, 5_550_000)

@@ -105,7 +105,8 @@ def test_killed_run_resumes_to_identical_files(region, model_dir, single, tmp_pa
     assert len(saved["done"]["paint"]) == 4
 
     refused = CliRunner().invoke(cli, [*map(str, args)])
-    assert refused.exit_code != 0 and "--resume" in refused.output
+    assert refused.exit_code != 0 and "an unfinished run of" in refused.output
+    assert "add --resume to continue it, or --overwrite" in refused.output
     other_seed = [*map(str, args), "--resume"]
     other_seed[other_seed.index("--seed") + 1] = "4"
     refused = CliRunner().invoke(cli, other_seed)
