@@ -91,6 +91,7 @@ def open_scheduler(spec: str | None) -> Scheduler:
     geochange installed and, for ``--model`` folders, the same path readable)."""
     if spec in (None, "", "local"):
         return Scheduler()
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if spec.startswith("local:"):
@@ -100,13 +101,17 @@ def open_scheduler(spec: str | None) -> Scheduler:
                 f"--scheduler {spec}: the number of workers must be a positive integer",
                 "write e.g. --scheduler local:4",
             )
-        cluster = LocalCluster(
-            n_workers=int(count),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        # Dask makes workers trim freed memory at 64 KiB, which turns every large torch
+        # allocation into an mmap and page faults: keep glibc's default. One thread each, so N
+        # workers use N cores.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=int(count),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         return Scheduler(spec, Client(cluster), cluster)
     if spec.startswith("tcp://"):
         try:
