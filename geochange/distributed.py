@@ -94,6 +94,10 @@ def open_scheduler(spec: str | None) -> Scheduler:
     import dask
     from dask.distributed import Client, LocalCluster
 
+    # Importing distributed sets its loggers to INFO; they follow geochange's verbosity instead
+    # (the CLI's -v/-q), so a quiet run stays quiet.
+    logging.getLogger("distributed").setLevel(logging.getLogger("geochange").getEffectiveLevel())
+
     if spec.startswith("local:"):
         count = spec.removeprefix("local:")
         if not count.isdigit() or int(count) < 1:

@@ -146,3 +146,13 @@ def test_bad_scheduler_names_the_forms(region, tmp_path, spec, message):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0 and message in result.output
     assert "local:N" in result.output or "local:4" in result.output
+
+
+def test_quiet_run_on_a_local_cluster_prints_nothing(region, tmp_path):
+    """Dask's own INFO logs follow -q like geochange's messages."""
+    geochange = Path(sys.executable).with_name("geochange")
+    args = ["simulate", region, "--events", EVENTS, "--block-size", "512", "-q"]
+    args += ["--scheduler", "local:1", "-o", tmp_path / "o"]
+    result = subprocess.run([geochange, *map(str, args)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""

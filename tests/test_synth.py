@@ -7,6 +7,8 @@ masks, determinism and the t1 anchoring, not how the images look.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +170,15 @@ def test_default_model_paints_out_of_the_box(region: Path, tmp_path: Path):
     with rasterio.open(out / "t1.tif") as t1:
         image = t1.read(masked=True)
     assert image.std() > 5, "a trained model paints structure, not a flat colour"
+
+
+def test_loading_the_default_model_is_silent():
+    """AutoencoderTiny saves a config key it then warns about on every load; we drop that.
+    In a fresh process: diffusers' log handler keeps the stderr it found at import."""
+    code = f"from geochange.model import load_model; load_model({str(DEFAULT_MODEL_DIR)!r})"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
 
 
 def test_default_model_missing_says_how_to_get_one(

@@ -7,6 +7,7 @@ geochange-specific weights are the mask encoder and the per-resolution mask proj
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -466,6 +467,18 @@ def load_model(folder: str | Path) -> SemanticLDM:
             "its files are damaged or come from different models: copy the whole folder again, "
             "or pass a folder written by `geochange train diffusion -o MODEL`",
         ) from err
+
+
+class _TinyConfigNotice(logging.Filter):
+    """Drops diffusers' warning that ``block_out_channels`` is unexpected in an AutoencoderTiny
+    config: AutoencoderTiny writes that key itself when saved, so every load would warn."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("'block_out_channels'" in message and "AutoencoderTiny" in message)
+
+
+logging.getLogger("diffusers.configuration_utils").addFilter(_TinyConfigNotice())
 
 
 def _load_parts(folder: Path) -> SemanticLDM:
