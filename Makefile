@@ -53,12 +53,11 @@ lint: venv
 	$(BIN)/ruff check geochange tests benchmarks qgis_plugin
 	$(BIN)/ruff format --check geochange tests benchmarks qgis_plugin
 
-# benchmarks/memory.py here stops at 16384² (simulate) and 8192² (synth): about 11 min on 2 cores
-# (measured: simulate 35 s, synth 10 min);
-# its default sizes, up to 32768², take hours for synth (docs/benchmarks.md).
+# simulate.py already gives simulate's peak RSS at 4096² and 16384²; memory.py adds synth's,
+# stopping at 8192² (10 min on 2 cores): its default sizes, up to 32768², take hours for synth
+# (docs/benchmarks.md).
 bench: venv
 	$(BIN)/python benchmarks/simulate.py
-	$(BIN)/python benchmarks/memory.py --commands simulate --sizes 4096 16384
 	$(BIN)/python benchmarks/memory.py --commands synth --sizes 4096 8192
 
 # The quality report of the shipped model (trains its segmenter first: ~15 min on 2 CPU cores).

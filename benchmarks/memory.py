@@ -155,8 +155,8 @@ def _sample_tree(pid: int, peak: list[int], done: threading.Event) -> None:
         peak[0] = max(peak[0], total)
 
 
-def command_for(name: str, region: Path, out: Path, args: argparse.Namespace) -> list[str]:
-    size = int(region.stem.split("_")[1])
+def command_for(name: str, size: int, out: Path, args: argparse.Namespace) -> list[str]:
+    region = args.work / f"region_{size}.vrt"
     events = args.events.format(buildings=round(BUILDINGS_PER_BASE * (size / BASE) ** 2))
     command = [str(GEOCHANGE), name, str(region), "--events", events, "--seed", "1"]
     command += ["--block-size", str(args.block_size), "--scheduler", args.scheduler]
@@ -262,7 +262,7 @@ def main() -> None:
         for name in args.commands:
             for size in args.sizes:
                 out = args.work / f"out_{name}_{size}"
-                command = command_for(name, args.work / f"region_{size}.vrt", out, args)
+                command = command_for(name, size, out, args)
                 print(" ".join(command), flush=True)
                 wall, peak, tree_peak = run_measured(command, tree)
                 run = json.loads((out / "run.json").read_text())
