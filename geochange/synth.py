@@ -53,6 +53,7 @@ from geochange.writing.geotiff import StreamingGeoTIFF
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
 SAMPLERS = ("ddim", "dpm")
+COMPOSITIONS = ("pixel", "latent")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 T1 = 1
 """The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
@@ -71,6 +72,13 @@ class SamplingOptions:
     batch_size: int = 4
     precision: str = "fp32"
     schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
+    composition: str = "pixel"
+    """``pixel``: each image after t1 keeps the one before it where land did not change, plus
+    the model's variation (``t2 = t1 + D(z2) - D(z1)``), and is the model's only where it did;
+    ``latent``: every pixel is decoded from the latents, as in the paper (for ablations)."""
+    exemplars: bool = True
+    """Changed land starts from real pixels of its new class (cut from the image before it, or
+    from the model's exemplar bank) which the model harmonizes; off: from the model alone."""
     compile: bool = False
     """``torch.compile`` the UNet: minutes of compiling first, then faster steps on a GPU."""
     threads: int | None = None
@@ -89,6 +97,10 @@ class SamplingOptions:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+            (
+                self.composition in COMPOSITIONS,
+                f"--composition must be one of {', '.join(COMPOSITIONS)}",
+            ),
             (
                 self.tile_size > 0 and self.tile_size % unit == 0,
                 f"--tile-size must be a positive multiple of {unit} pixels for this model",
