@@ -7,15 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 from geochange.classes import NODATA
 from geochange.errors import InputError
 from geochange.evaluation.metrics import (
     confusion_matrix,
+    masked_correlation,
     mean_iou,
     per_class_iou,
     psnr,
     seam_ratio,
+    sharpness,
+    sharpness_ratio,
     ssim,
 )
 from geochange.evaluation.segmenter import (
@@ -99,6 +104,108 @@ def test_seam_ratio_matches_the_single_border_definition():
     rows = np.abs(np.diff(image, axis=1)).mean(axis=(0, 2))
     inside = np.r_[np.delete(cols, 23), np.delete(rows, 23)].mean()
     assert seam_ratio(image, 24) == pytest.approx((cols[23] + rows[23]) / 2 / inside)
+
+
+def test_masked_correlation_identical_negative_and_unrelated():
+    image = _texture(7)
+    everywhere = np.ones((48, 48), bool)
+    assert masked_correlation(image, image, everywhere) == pytest.approx(1.0)
+    assert masked_correlation(image, 255 - image, everywhere) == pytest.approx(-1.0)
+    assert abs(masked_correlation(image, _texture(8), everywhere)) < 0.05
+    # A brightness and contrast change is not a difference to Pearson's r.
+    assert masked_correlation(image, image // 2 + 60, everywhere) == pytest.approx(1.0, abs=1e-3)
+    assert masked_correlation(image[0], image[0], everywhere) == pytest.approx(1.0)  # (H, W)
+    assert np.isnan(masked_correlation(image, image, np.zeros((48, 48), bool)))
+    assert np.isnan(masked_correlation(image, np.full_like(image, 9), everywhere))
+    with pytest.raises(ValueError, match="mask shape"):
+        masked_correlation(image, image, np.ones((48, 47), bool))
+
+
+def test_masked_correlation_counts_the_mask_only():
+    image = _texture(9)
+    other = image.copy()
+    other[:, 20:] = 255 - image[:, 20:]  # the lower part is the negative
+    top = np.zeros((48, 48), bool)
+    top[:20] = True
+    assert masked_correlation(image, other, top) == pytest.approx(1.0)
+    assert masked_correlation(image, other, ~top) == pytest.approx(-1.0)
+    assert -1 < masked_correlation(image, other, top | ~top) < 0.5
+
+
+def test_masked_correlation_pools_the_bands():
+    """Pooled: one Pearson r over all bands' values, not the mean of per-band ones."""
+    rng = np.random.default_rng(10)
+    a, b = rng.integers(0, 256, (2, 3, 16, 16)).astype(np.uint8)
+    mask = rng.random((16, 16)) < 0.5
+    x, y = a[:, mask].astype(float).ravel(), b[:, mask].astype(float).ravel()
+    assert masked_correlation(a, b, mask) == pytest.approx(np.corrcoef(x, y)[0, 1])
+
+
+def test_masked_correlation_on_a_real_second_pair(shared_data: Path):
+    """SECOND example 1: the real t2 is far less like t1 in unchanged land than the
+    ChangeAnywhere authors' synthetic t2 of the same pair."""
+    folder = shared_data / "second_examples" / "second"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found; the SECOND examples are part of ../shared/data")
+
+    def read(part: str) -> np.ndarray:
+        return np.array(Image.open(folder / part / "1.png"))
+
+    before, after, synthetic = (
+        read(p).transpose(2, 0, 1) for p in ("img_A", "img_B", "img_B_synthetic")
+    )
+    changed = read("bcd_mask") == 255
+    assert 0.2 < changed.mean() < 0.4
+    real = masked_correlation(before, after, ~changed)
+    assert real == pytest.approx(0.13, abs=0.01)
+    assert masked_correlation(before, after, changed) == pytest.approx(0.39, abs=0.01)
+    assert masked_correlation(before, synthetic, ~changed) == pytest.approx(0.75, abs=0.01)
+    assert masked_correlation(before, synthetic, changed) == pytest.approx(-0.33, abs=0.01)
+
+
+def test_sharpness_by_hand_and_edge_pairs_left_out():
+    image = np.zeros((3, 4, 4), np.uint8)
+    image[:, :, 2:] = 10  # a step of 10 between columns 1 and 2
+    whole = np.ones((4, 4), bool)
+    # Horizontal pairs: 12, one in three has a step of 10 -> 100 / 3; vertical pairs: all 0.
+    assert sharpness(image, whole) == pytest.approx(100 / 3)
+    left = np.zeros((4, 4), bool)
+    left[:, :2] = True
+    assert sharpness(image, left) == 0.0  # the step straddles the mask edge
+    image[:, :, 1] = 4
+    assert sharpness(image, left) == pytest.approx(16.0)  # the 4 inside counts (0 down)
+    assert np.isnan(sharpness(image, np.eye(4, dtype=bool)))  # no neighbour pairs inside
+    with pytest.raises(ValueError, match="RGB"):
+        sharpness(image[0], whole)
+
+
+def test_sharpness_ratio_of_blur_and_noise():
+    image = _texture(11, (3, 64, 64))
+    mask = np.ones((64, 64), bool)
+    assert sharpness_ratio(image, image, mask) == pytest.approx(1.0)
+    ratios = [
+        sharpness_ratio(image, gaussian_filter(image, (0, s, s)), mask) for s in (0.5, 1.0, 2.0)
+    ]
+    assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
+    smooth = gaussian_filter(image, (0, 2, 2))
+    noise = np.random.default_rng(12).normal(0, 8, smooth.shape)
+    noisy = np.clip(smooth + noise, 0, 255).astype(np.uint8)
+    assert sharpness_ratio(smooth, noisy, mask) > 1.5
+    assert np.isnan(sharpness_ratio(np.full_like(image, 7), image, mask))
+
+
+def test_sharpness_ignores_pixels_outside_the_mask():
+    image = gaussian_filter(_texture(13, (3, 32, 32)), (0, 1, 1))
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 4:20] = True
+    other = image.copy()
+    other[:, ~mask] = _texture(14, (3, 32, 32))[:, ~mask]  # sharper and unrelated outside
+    assert sharpness(other, mask) == sharpness(image, mask)
+    assert sharpness_ratio(image, other, mask) == 1.0
+    assert masked_correlation(image, other, mask) == pytest.approx(1.0)
+    whole = np.ones((32, 32), bool)
+    assert sharpness_ratio(image, other, whole) > 2
+    assert masked_correlation(image, other, whole) < 0.5
 
 
 def test_segmenter_shapes_and_padding():
