@@ -30,6 +30,7 @@ def test_heldout_crops_are_the_heldout_squares(shared_data: Path):
     assert all(c.image.dtype == np.uint8 and c.image.shape == (3, 256, 256) for c in crops)
 
 
+@pytest.mark.slow  # ~70 s on 2 busy cores; tests/test_quality_realism.py checks its parts
 def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
     torch.manual_seed(0)
     model_dir = SemanticLDM(preset("tiny")).save_pretrained(tmp_path / "tiny")
@@ -43,6 +44,7 @@ def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
         per_folder=1,
         seeds=1,
         log=lambda _m: None,
+        reference=shared_data / "second_examples",
     )
     saved = json.loads((out / "quality.json").read_text())
     assert saved["heldout_crops"] == {"openearthmap": 2, "dubai": 1}
@@ -67,6 +69,19 @@ def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
     # t1 is the real image and t2 copies it in unchanged land until late: more alike there
     # than in changed land, even with a random model.
     assert realism["ssim_unchanged"] > realism["ssim_changed"]
+    assert [v["variant"] for v in realism["variants"]] == [
+        "pixel composition, exemplars on (default)",
+        "pixel composition, exemplars off",
+        "latent composition, exemplars off (the paper)",
+    ]
+    for row in realism["variants"]:
+        assert -1 <= row["correlation_unchanged"] <= 1 and -1 <= row["correlation_changed"] <= 1
+        assert row["sharpness_unchanged"] > 0 and row["sharpness_changed_vs_unchanged"] > 0
+        assert 0 <= row["segmenter_agrees_with_t2_in_changed_land"] <= 1
+    assert realism["correlation_unchanged"] == realism["variants"][0]["correlation_unchanged"]
+    real, synthetic = saved["real_pairs_reference"]["rows"]
+    assert real["correlation_unchanged"] == pytest.approx(0.30, abs=0.01)
+    assert synthetic["correlation_unchanged"] == pytest.approx(0.80, abs=0.01)
     assert saved["seam_ratio"] > 0
     assert report["seam_ratio"] == saved["seam_ratio"]
     load_segmenter(out / "segmenter.safetensors")
@@ -74,3 +89,6 @@ def test_evaluate_writes_every_figure(shared_data: Path, tmp_path: Path):
         assert sheet.count == 3 and sheet.height > 3 * 256 and sheet.width >= 4 * 256
     table = (out / "quality.md").read_text()
     assert "| openearthmap |" in table and "Seam ratio" in table
+    assert "| target | 0.6-0.95 | >= 0.85 |" in table
+    assert "| latent composition, exemplars off (the paper) |" in table
+    assert "| real pairs (second_examples, 6) | 0.304 |" in table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from geochange.cli.options import overwrite_opt
@@ -53,7 +55,19 @@ from geochange.cli.options import overwrite_opt
     show_default=True,
     help="synth runs per held-out OpenEarthMap square for change realism.",
 )
-@click.option("--no-ablation", is_flag=True, help="Only the default sampling variant.")
+@click.option(
+    "--reference",
+    type=click.Path(file_okay=False),
+    help="Real bi-temporal pairs for the reference rows of change realism: img_A, img_B, "
+    "bcd_mask (0/255), optionally img_B_synthetic and mask_A/mask_B, in the folder or its "
+    "sub-folders. Default: second_examples beside the first DATA_DIR (as in ../shared/data); "
+    "the rows are skipped with a note where it is missing.",
+)
+@click.option(
+    "--no-ablation",
+    is_flag=True,
+    help="Only the default sampling variant and composition (pixel/latent, exemplars).",
+)
 @click.option("--no-seams", is_flag=True, help="Skip the 2x2-block seam run.")
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
@@ -69,6 +83,7 @@ def evaluate(
     sampler: str,
     crops: int,
     seeds: int,
+    reference: str | None,
     no_ablation: bool,
     no_seams: bool,
     device: str,
@@ -101,5 +116,6 @@ def evaluate(
             seams=not no_seams,
             device=device,
             log=lambda message: click.echo(message, err=True),
+            reference=reference or Path(data_dirs[0]).parent / "second_examples",
         )
     click.echo((folder.path / "quality.md").read_text())

@@ -7,8 +7,11 @@
   generated from held-out masks; its mIoU there is set beside its mIoU on the real images, for
   each sampling variant of the ablation (with seconds per 256² tile);
 - **change realism**: ``synth`` runs with the real image of each held-out OpenEarthMap square as
-  t1: SSIM of t1/t2 in unchanged land against that of unrelated image pairs, and the segmenter's
-  agreement with the t2 classes inside changed land;
+  t1: correlation, SSIM and sharpness of t2 against t1 in unchanged and in changed land, the
+  sharpness of changed land against the unchanged land around it, and the segmenter's agreement
+  with the t2 classes inside changed land, for each composition of the ablation (pixel with and
+  without exemplars, latent as in the paper); beside them the same figures of real pairs and of
+  the ChangeAnywhere authors' synthetic ones;
 - **seams**: border/interior gradient-energy ratio of a 2x2-block ``synth`` run;
 - a PNG contact sheet of held-out crops.
 """
@@ -25,10 +28,21 @@ from typing import Any
 import numpy as np
 import rasterio
 import torch
+from PIL import Image
 from rasterio.windows import Window
 
 from geochange.classes import NODATA, load_scheme
-from geochange.evaluation.metrics import confusion_matrix, mean_iou, psnr, seam_ratio, ssim
+from geochange.evaluation.detector import read_pairs
+from geochange.evaluation.metrics import (
+    confusion_matrix,
+    masked_correlation,
+    mean_iou,
+    psnr,
+    seam_ratio,
+    sharpness,
+    sharpness_ratio,
+    ssim,
+)
 from geochange.evaluation.segmenter import Segmenter, load_segmenter, predict, save_segmenter
 from geochange.evaluation.segmenter import train_segmenter as fit_segmenter
 from geochange.example import write_example
@@ -37,7 +51,7 @@ from geochange.model.semantic_ldm import dropped_like
 from geochange.plan import TILE, Block
 from geochange.simulate import open_inputs
 from geochange.synth import Painter, SamplingOptions, pick_device, synthesize
-from geochange.training.data import HELDOUT_SIZE, TileDataset, find_pairs, open_tiles
+from geochange.training.data import HELDOUT_SIZE, Pair, TileDataset, find_pairs, open_tiles
 from geochange.writing.preview import GAP, colour, grid, outline, write_png
 
 CROP = HELDOUT_SIZE
@@ -219,6 +233,79 @@ def semantic_fidelity(
     return result, generated
 
 
+COMPOSITIONS_OF_THE_ABLATION = (("pixel", True), ("pixel", False), ("latent", False))
+"""(composition, exemplars) of the change-realism ablation: the default, the pixel composition
+from the model alone, and the paper (every t2 pixel decoded from latents)."""
+REALISM_TARGETS = {
+    "correlation_unchanged": "0.6-0.95",
+    "sharpness_unchanged": ">= 0.85",
+    "sharpness_changed_vs_unchanged": "~1 (>= 0.85)",
+    "correlation_changed": "< unchanged",
+    "segmenter_agrees_with_t2_in_changed_land": ">= 0.5",
+}
+"""What each change-realism figure should read (issue 13): unchanged land like a second
+acquisition, not a copy and not blurred; changed land as sharp as its surroundings, unlike t1,
+and seen as its new class."""
+
+
+def pair_figures(
+    before: np.ndarray, after: np.ndarray, changed: np.ndarray, unchanged: np.ndarray
+) -> dict[str, float]:
+    """Realism figures of one bi-temporal pair ((3, H, W) uint8 images, bool (H, W) masks)."""
+    return {
+        "correlation_unchanged": masked_correlation(before, after, unchanged),
+        "correlation_changed": masked_correlation(before, after, changed),
+        "sharpness_unchanged": sharpness_ratio(before, after, unchanged),
+        # Changed land against the rest of the same image: a detector sees both side by side.
+        "sharpness_changed_vs_unchanged": _ratio(
+            sharpness(after, changed), sharpness(after, unchanged)
+        ),
+        "ssim_unchanged": ssim(before, after, mask=unchanged),
+        "ssim_changed": ssim(before, after, mask=changed),
+    }
+
+
+def realism_figures(pairs: list[dict[str, Any]], segmenter: Segmenter) -> dict[str, float]:
+    """``pair_figures`` and the segmenter's agreement with the t2 (and t1) classes in changed
+    land, each averaged over ``pairs`` (dicts of ``t1``, ``t2``, ``change`` 0/1 and, where
+    known, ``t1_classes`` / ``t2_classes``)."""
+    figures: dict[str, list[float]] = {}
+    for pair in pairs:
+        changed, unchanged = pair["change"] == 1, pair["change"] == 0
+        for name, value in pair_figures(pair["t1"], pair["t2"], changed, unchanged).items():
+            figures.setdefault(name, []).append(value)
+        if changed.any():
+            labels = predict(segmenter, pair["t2"][None])[0]
+            for time_ in ("t2", "t1"):
+                if f"{time_}_classes" in pair:
+                    agrees = labels[changed] == pair[f"{time_}_classes"][changed]
+                    key = f"segmenter_agrees_with_{time_}_in_changed_land"
+                    figures.setdefault(key, []).append(float(agrees.mean()))
+    return {name: _mean(values) for name, values in figures.items()}
+
+
+def composition_variants(options: SamplingOptions, ablation: bool) -> dict[str, SamplingOptions]:
+    """The options as given first, then (with ``ablation``) the compositions of
+    ``COMPOSITIONS_OF_THE_ABLATION`` not yet among them, by name."""
+    variants = {_composition_name(options): options}
+    if ablation:
+        for composition, exemplars in COMPOSITIONS_OF_THE_ABLATION:
+            variant = replace(options, composition=composition, exemplars=exemplars)
+            variants.setdefault(_composition_name(variant), variant)
+    return variants
+
+
+def _composition_name(options: SamplingOptions) -> str:
+    default = SamplingOptions()
+    settings = (options.composition, options.exemplars)
+    name = f"{options.composition} composition, exemplars {'on' if options.exemplars else 'off'}"
+    if settings == (default.composition, default.exemplars):
+        name += " (default)"
+    if settings == ("latent", False):
+        name += " (the paper)"
+    return name
+
+
 def change_realism(
     model_dir: Path,
     oem_root: Path,
@@ -227,54 +314,121 @@ def change_realism(
     seeds: int,
     device: str,
     work: Path,
+    ablation: bool = False,
+    log: Log = print,
 ) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
-    """``synth`` with the real image as t1 on each held-out OpenEarthMap square."""
+    """``synth`` with the real image as t1 on each held-out OpenEarthMap square, once per
+    composition variant (same places, events and seeds); the figures of the first variant (the
+    options as given) are also the section's own, and its runs are returned."""
     dataset = TileDataset(oem_root, CROP, split="heldout", augment=False)
-    runs = []
-    for pair in dataset.pairs:
-        region = work / f"{pair.mask.stem}_heldout.tif"
-        row0, col0 = pair.box[:2]
-        window = Window(col0, row0, CROP, CROP)
-        with rasterio.open(pair.mask) as src:
-            profile = {
-                "driver": "GTiff",
-                "width": CROP,
-                "height": CROP,
-                "count": 1,
-                "dtype": src.dtypes[0],
-                "crs": src.crs,
-                "transform": src.window_transform(window),
+    places = [(pair, _heldout_region(pair, work)) for pair in dataset.pairs]
+    rows: list[dict[str, Any]] = []
+    first: list[dict[str, Any]] = []
+    for index, (name, variant) in enumerate(composition_variants(options, ablation).items()):
+        runs = []
+        began = time.perf_counter()
+        for pair, region in places:
+            for seed in range(seeds):
+                out = work / f"{pair.mask.stem}_variant{index}_seed{seed}"
+                with open_inputs(region, events=CHANGE_EVENTS) as inputs:
+                    synthesize(
+                        inputs, out, model_dir, pair.image, variant, seed, device, overwrite=True
+                    )
+                runs.append({**_read_run(out), "place": pair.mask.stem})
+        seconds = (time.perf_counter() - began) / len(runs)
+        figures = realism_figures(runs, segmenter)
+        rows.append(
+            {
+                "variant": name,
+                "composition": variant.composition,
+                "exemplars": variant.exemplars,
+                **figures,
+                "seconds_per_run": seconds,
             }
-            with rasterio.open(region, "w", **profile) as dst:
-                dst.write(src.read(1, window=window), 1)
-        for seed in range(seeds):
-            out = work / f"{pair.mask.stem}_seed{seed}"
-            with open_inputs(region, events=CHANGE_EVENTS) as inputs:
-                synthesize(
-                    inputs, out, model_dir, pair.image, options, seed, device, overwrite=True
-                )
-            runs.append({**_read_run(out), "place": pair.mask.stem})
-    unchanged = [ssim(r["t1"], r["t2"], mask=r["change"] == 0) for r in runs]
-    changed = [ssim(r["t1"], r["t2"], mask=r["change"] == 1) for r in runs]
+        )
+        log(f"change realism, {name}: {figures}")
+        first = first or runs
     # Unrelated: t1 of different places (runs of one place share their real t1).
-    unrelated = [ssim(a["t1"], b["t1"]) for a in runs for b in runs if a["place"] < b["place"]]
-    agree_t2, agree_t1 = [], []
-    for run in runs:
-        inside = run["change"] == 1
-        if inside.any():
-            labels = predict(segmenter, run["t2"][None])[0]
-            agree_t2.append(float((labels[inside] == run["t2_classes"][inside]).mean()))
-            agree_t1.append(float((labels[inside] == run["t1_classes"][inside]).mean()))
+    unrelated = [ssim(a["t1"], b["t1"]) for a in first for b in first if a["place"] < b["place"]]
+    headline = {k: v for k, v in rows[0].items() if k not in ("variant", "seconds_per_run")}
     return {
         "events": CHANGE_EVENTS,
-        "runs": len(runs),
-        "changed_share": _mean(float((r["change"] == 1).mean()) for r in runs),
-        "ssim_unchanged": _mean(unchanged),
-        "ssim_changed": _mean(changed),
+        "runs": len(first),
+        "changed_share": _mean(float((r["change"] == 1).mean()) for r in first),
+        **headline,
         "ssim_unrelated_pairs": _mean(unrelated),
-        "segmenter_agrees_with_t2_in_changed_land": _mean(agree_t2),
-        "segmenter_agrees_with_t1_in_changed_land": _mean(agree_t1),
-    }, runs
+        "targets": REALISM_TARGETS,
+        "variants": rows,
+    }, first
+
+
+def real_pairs_reference(root: Path | None, segmenter: Segmenter) -> dict[str, Any]:
+    """The change-realism figures of real bi-temporal pairs and, where the folder has
+    ``img_B_synthetic``, of the ChangeAnywhere authors' synthetic t2 of the same pairs: what the
+    synthesized figures are read against. ``root`` holds ``img_A``, ``img_B`` and ``bcd_mask``
+    (0/255), optionally ``img_B_synthetic``, ``mask_A``/``mask_B`` (OpenEarthMap class indices),
+    directly or in sub-folders (``second_examples/{second,lsscd}``)."""
+    if root is None or not Path(root).is_dir():
+        return {"skipped": f"no folder of real pairs at {root}"}
+    root = Path(root)
+    folders = (
+        [root]
+        if (root / "img_A").is_dir()
+        else sorted(p for p in root.iterdir() if (p / "img_A").is_dir())
+    )
+    real, synthetic = [], []
+    for folder in folders:
+        pairs = read_pairs(folder, "bcd")
+        for index, name in enumerate(pairs.names):
+            pair = {
+                "t1": pairs.before[index].transpose(2, 0, 1),
+                "t2": pairs.after[index].transpose(2, 0, 1),
+                "change": pairs.change[index].astype(np.uint8),
+            }
+            for time_, part in (("t1", "mask_A"), ("t2", "mask_B")):
+                if (folder / part).is_dir():
+                    pair[f"{time_}_classes"] = _read_png(folder / part, name)
+            real.append(pair)
+            if (folder / "img_B_synthetic").is_dir():
+                made = _read_png(folder / "img_B_synthetic", name)[..., :3].transpose(2, 0, 1)
+                synthetic.append({**pair, "t2": made})
+    if not real:
+        return {"skipped": f"no img_A/img_B/bcd_mask pairs in {root}"}
+    rows = [
+        {"variant": f"real pairs ({root.name}, {len(real)})", **realism_figures(real, segmenter)}
+    ]
+    if synthetic:
+        label = f"ChangeAnywhere authors' synthetic t2 ({root.name}, {len(synthetic)})"
+        rows.append({"variant": label, **realism_figures(synthetic, segmenter)})
+    return {"folder": str(root), "rows": rows}
+
+
+def _read_png(folder: Path, name: str) -> np.ndarray:
+    """The image named ``name`` (any suffix) in ``folder``, as an array."""
+    (path,) = (p for p in folder.iterdir() if p.stem == name)
+    with Image.open(path) as image:
+        return np.array(image)
+
+
+def _heldout_region(pair: Pair, work: Path) -> Path:
+    """The held-out square of ``pair``'s land cover as a GeoTIFF of its own: ``synth``'s
+    region."""
+    region = work / f"{pair.mask.stem}_heldout.tif"
+    row0, col0 = pair.box[:2]
+    window = Window(col0, row0, CROP, CROP)
+    with rasterio.open(pair.mask) as src:
+        profile = {
+            "driver": "GTiff",
+            "width": CROP,
+            "height": CROP,
+            "count": 1,
+            "dtype": src.dtypes[0],
+            "crs": src.crs,
+            "transform": src.window_transform(window),
+        }
+        with rasterio.open(region, "w", **profile) as dst:
+            dst.write(src.read(1, window=window), 1)
+    return region
 
 
 def _read_run(out: Path) -> dict[str, Any]:
@@ -336,9 +490,11 @@ def evaluate(
     seams: bool = True,
     device: str = "cpu",
     log: Log = print,
+    reference: str | Path | None = None,
 ) -> dict[str, Any]:
     """Measure the model in ``model_dir``; write ``quality.json``, ``quality.md`` and
-    ``contact_sheet.png`` to ``out`` and return the figures."""
+    ``contact_sheet.png`` to ``out`` and return the figures. ``reference``: a folder of real
+    pairs for ``real_pairs_reference`` (its rows are skipped with a note without one)."""
     out = Path(out)
     work = out / "runs"
     work.mkdir(parents=True, exist_ok=True)
@@ -375,9 +531,12 @@ def evaluate(
     runs: list[dict[str, np.ndarray]] = []
     if oem:
         report["change_realism"], runs = change_realism(
-            model_dir, oem[0], segmenter, options, seeds, device, work
+            model_dir, oem[0], segmenter, options, seeds, device, work, ablation, log
         )
-        log(f"change realism: {report['change_realism']}")
+    report["real_pairs_reference"] = real_pairs_reference(
+        Path(reference) if reference is not None else None, segmenter
+    )
+    log(f"real pairs reference: {report['real_pairs_reference']}")
     if seams:
         report["seam_ratio"] = seam_check(model_dir, options, device, work)
         log(f"seam ratio: {report['seam_ratio']:.3f}")
@@ -418,18 +577,64 @@ def markdown(report: dict[str, Any]) -> str:
         ratio = row["miou"] / fidelity["real_miou"]
         seconds = row["seconds_per_tile"]
         lines.append(f"| {row['variant']} | {row['miou']:.3f} | {ratio:.0%} | {seconds:.1f} |")
-    realism = report.get("change_realism")
-    if realism:
-        lines += ["", "| change realism | value |", "|---|---|"]
-        lines += [
-            f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
-            for k, v in realism.items()
-        ]
+    lines += realism_markdown(report.get("change_realism"), report.get("real_pairs_reference"))
     if "seam_ratio" in report:
         lines += ["", f"Seam ratio (2x2 blocks, border/interior): {report['seam_ratio']:.3f}"]
     if "seam_ratio_ddim" in report:
         lines += [f"Seam ratio with DDIM at the same steps: {report['seam_ratio_ddim']:.3f}"]
     return "\n".join(lines) + "\n"
+
+
+REALISM_COLUMNS = {
+    "correlation_unchanged": "corr. t1/t2, unchanged",
+    "sharpness_unchanged": "sharpness t2/t1, unchanged",
+    "sharpness_changed_vs_unchanged": "sharpness of t2, changed/unchanged",
+    "correlation_changed": "corr. t1/t2, changed",
+    "segmenter_agrees_with_t2_in_changed_land": "segmenter = t2 class, changed",
+    "ssim_unchanged": "SSIM t1/t2, unchanged",
+}
+
+
+def realism_markdown(realism: dict[str, Any] | None, reference: dict[str, Any] | None) -> list[str]:
+    """The change-realism table: a target row, the composition variants, the reference rows."""
+    rows = list(realism["variants"]) if realism else []
+    notes = []
+    if realism:
+        notes.append(
+            f"Change realism: synth with the real held-out image as t1, events "
+            f"`{realism['events']}`, {realism['runs']} runs per variant, "
+            f"{realism['changed_share']:.1%} of the land changed; SSIM of unrelated real "
+            f"pairs: {realism['ssim_unrelated_pairs']:.3f}."
+        )
+    if reference and "rows" in reference:
+        rows += reference["rows"]
+        notes.append(
+            f"Reference rows: {reference['folder']} (the class agreement there is with pseudo "
+            "labels)."
+        )
+    elif reference:
+        notes.append(f"Reference rows skipped: {reference['skipped']}.")
+    if not rows:
+        return ["", *notes]
+    targets = [REALISM_TARGETS.get(key, "") for key in REALISM_COLUMNS]
+    lines = [
+        "",
+        "| change realism | " + " | ".join(REALISM_COLUMNS.values()) + " | s per run |",
+        "|---" * (len(REALISM_COLUMNS) + 2) + "|",
+        "| target | " + " | ".join(targets) + " | |",
+    ]
+    for row in rows:
+        cells = [_cell(row.get(key)) for key in [*REALISM_COLUMNS, "seconds_per_run"]]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    return [*lines, "", *notes]
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("nan")
 
 
 def _mean(values: Any) -> float:
