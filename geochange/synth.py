@@ -36,14 +36,19 @@ from geochange.errors import InputError
 from geochange.grid import Grid, open_raster
 from geochange.manifest import Manifest
 from geochange.model import SemanticLDM, load_model, one_hot
+from geochange.model.bank import ExemplarBank, load_bank
 from geochange.plan import Block, Plan
 from geochange.report import Reporter
 from geochange.sampling import (
     ChangeSchedule,
     anchor,
+    blend_weight,
     canvas_denoise,
     change_maps,
+    compose,
+    exemplar_fill,
     sample_change,
+    to_latent,
     window_weights,
 )
 from geochange.sampling import tile_windows as latent_windows
@@ -231,7 +236,13 @@ class PainterSpec:
                 "install the same geochange and model on every worker",
             )
         options = SamplingOptions.from_dict(json.loads(self.options_json))
-        return Painter(load_model(folder), options, self.seed, pick_device(self.device))
+        return Painter(
+            load_model(folder),
+            options,
+            self.seed,
+            pick_device(self.device),
+            bank=load_bank(folder),
+        )
 
 
 @dataclass
@@ -279,9 +290,11 @@ class Painter:
         *,
         anchor_blocks: bool = True,
         spec: PainterSpec | None = None,
+        bank: ExemplarBank | None = None,
     ) -> None:
         """``anchor_blocks=False`` paints every block on its own (only to measure seams);
-        ``spec`` lets Dask workers build the same painter."""
+        ``spec`` lets Dask workers build the same painter; ``bank`` holds exemplars of classes
+        that an image lacks."""
         options.check(model)
         if options.precision == "fp16" and device.type != "cuda":
             raise InputError("--precision fp16 needs --device cuda", "use bf16 or fp32 on a CPU")
@@ -295,6 +308,7 @@ class Painter:
         self.model_info = model_info or {}
         self.anchor_blocks = anchor_blocks
         self.spec = spec
+        self.bank = bank
         self.f = model.config.downsampling
         self.model_s = 0.0
         self.windows = 0
@@ -490,23 +504,44 @@ class Painter:
                 painted = self._encode(fill_unknown(neighbours["t1"], known), pad)
                 blank, none, pin = anchor(blank, none, painted, keep)
             z_a = self._sample(block, T1, blank, none, torch.zeros_like(none), masks[0], pin)
-            rgb1 = self._to_rgb(z_a, pad, height, width)
+            rgb1 = to_uint8(self._decode(z_a, pad, height, width))
             if "t1" in neighbours:
                 rgb1 = level_to_neighbours(rgb1, neighbours["t1"], known)
-        images = [rgb1]
+        images, latent, valid = [rgb1], z_a, valid1
         for timestamp in range(T1 + 1, len(classes) + 1):
-            before, after = masks[timestamp - 2], masks[timestamp - 1]
-            unchanged, hold = change_maps(before, after, size, self.options.schedule)
-            pin, name = None, f"t{timestamp}"
+            before, after = classes[timestamp - 2], classes[timestamp - 1]
+            base, z_base, detail = images[-1], latent, None
+            keep = before == after
+            unchanged, hold = change_maps(
+                masks[timestamp - 2], masks[timestamp - 1], size, self.options.schedule
+            )
+            if self.options.exemplars:
+                rng = np.random.default_rng(block_seed(self.seed, block, timestamp))
+                base, filled, detail = exemplar_fill(base, valid, before, after, rng, self.bank)
+                if filled.any():
+                    # Exemplars are kept like unchanged land: copied until i_change, then
+                    # harmonized to the new classes.
+                    keep |= filled
+                    z_base = self._encode(base, pad)
+                    exemplar = to_latent(self._padded(filled, pad), size)
+                    unchanged = torch.maximum(unchanged, exemplar)
+            z_a, pin, name = z_base, None, f"t{timestamp}"
             if name in neighbours:
-                keep = self._anchor_mask(known, pad)
+                anchor_mask = self._anchor_mask(known, pad)
                 painted = self._encode(fill_unknown(neighbours[name], known), pad)
-                z_a, unchanged, pin = anchor(z_a, unchanged, painted, keep)
-            z_a = self._sample(block, timestamp, z_a, unchanged, hold, after, pin)
-            rgb = self._to_rgb(z_a, pad, height, width)
+                z_a, unchanged, pin = anchor(z_a, unchanged, painted, anchor_mask)
+            latent = self._sample(block, timestamp, z_a, unchanged, hold, masks[timestamp - 1], pin)
+            decoded = self._decode(latent, pad, height, width)
+            if self.options.composition == "pixel":
+                weight = blend_weight(keep & valid)
+                base_decoded = self._decode(z_base, pad, height, width)
+                rgb = compose(base, decoded, base_decoded, weight, detail)
+            else:
+                rgb = to_uint8(decoded)
             if name in neighbours:
                 rgb = level_to_neighbours(rgb, neighbours[name], known)
             images.append(rgb)
+            valid = np.ones_like(valid1)  # painted images hold data everywhere
         return images, valid1
 
     def _encode(self, rgb: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -560,6 +595,10 @@ class Painter:
             # Unchanged land starts from t1 so the copy rule has something to keep.
             start = unchanged * z_a + (1 - unchanged) * layout
             fraction = min(model.config.layout_start_fraction, 0.99)
+            if unchanged.any():
+                # Start no later than the earliest i_change, so unchanged land is copied and then
+                # re-textured from mid noise as the paper's rule has it (not only at the end).
+                fraction = min(fraction, opts.schedule.change_start)
         with torch.no_grad():
             return sample_change(
                 denoise,
@@ -604,12 +643,21 @@ class Painter:
             norm[target[0], target[1]] += up.to(x.device)
         return out / norm
 
-    def _to_rgb(
+    def _decode(
         self, latents: torch.Tensor, pad: tuple[int, int, int, int], height: int, width: int
     ) -> np.ndarray:
+        """Decoded pixels (3, height, width), float on the 0-255 scale, padding cut off."""
         image = self._tiled(self.model.decode, latents, self.f)
         image = image[0, :, pad[2] : pad[2] + height, pad[0] : pad[0] + width]
-        return ((image + 1.0) * 127.5).round().clamp(0, 255).byte().cpu().numpy()
+        return ((image.float() + 1.0) * 127.5).cpu().numpy()
+
+    def _padded(self, pixels: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        """A (h, w) map as a (1, H, W) tensor padded like the class windows (with zeros)."""
+        return F.pad(torch.from_numpy(pixels.astype(np.uint8))[None], pad).to(self.device)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
 def fill_unknown(rgb: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -698,7 +746,15 @@ def open_painter(model: str, options: SamplingOptions, seed: int, device: str) -
     info = model_info(folder, loaded)
     name = model if model == "default" else str(folder.absolute())
     spec = PainterSpec(name, info["sha256"], json.dumps(options.to_dict()), seed, device)
-    return Painter(loaded, options, seed, pick_device(device), model_info=info, spec=spec)
+    return Painter(
+        loaded,
+        options,
+        seed,
+        pick_device(device),
+        model_info=info,
+        spec=spec,
+        bank=load_bank(folder),
+    )
 
 
 def synthesize(

@@ -16,7 +16,7 @@ from geochange.cli.options import (
 from geochange.cli.reporting import emit, make_reporter
 from geochange.cli.synth import synth
 
-SHARED = ("model_spec", "steps", "sampler", "precision", "device")
+SHARED = ("model_spec", "steps", "sampler", "precision", "composition", "exemplars", "device")
 """Options of `synth` that mean the same here."""
 
 
@@ -88,6 +88,8 @@ def dataset(
     steps: int,
     sampler: str,
     precision: str,
+    composition: str,
+    exemplars: bool,
     device: str,
 ) -> None:
     """Make a change-detection training set of --pairs pairs from the image + mask tiles in
@@ -142,6 +144,8 @@ def dataset(
         overlap=0,
         batch_size=1,
         precision=precision,
+        composition=composition,
+        exemplars=exemplars,
         threads=1,
     )
     painter = open_painter(model_spec, options, seed, device)

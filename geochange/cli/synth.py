@@ -60,6 +60,22 @@ from geochange.simulate import describe, open_inputs, plan_for
     help="Classifier-free guidance scale; 1 = none (other values need mask dropout training).",
 )
 @click.option(
+    "--composition",
+    type=click.Choice(("pixel", "latent")),
+    default="pixel",
+    show_default=True,
+    help="pixel: each image after t1 keeps the image before where land did not change (its "
+    "real pixels plus the model's variation) and takes the model's where it changed; latent: "
+    "every pixel decoded from the latents, as in the ChangeAnywhere paper.",
+)
+@click.option(
+    "--exemplars/--no-exemplars",
+    default=True,
+    show_default=True,
+    help="Start changed land from real pixels of its new class cut from within 256 px of it "
+    "(harmonized by the model), rather than from the model alone.",
+)
+@click.option(
     "--device",
     type=click.Choice(("auto", "cpu", "cuda")),
     default="auto",
@@ -141,6 +157,8 @@ def synth(
     eta: float,
     precision: str,
     guidance: float,
+    composition: str,
+    exemplars: bool,
     device: str,
     compile_unet: bool,
     threads: int | None,
@@ -177,6 +195,8 @@ def synth(
         overlap,
         batch_size,
         precision,
+        composition=composition,
+        exemplars=exemplars,
         compile=compile_unet,
         threads=threads,
     )

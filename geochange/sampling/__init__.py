@@ -15,13 +15,18 @@ from geochange.sampling.changeanywhere import (
     sample_change,
     to_latent,
 )
+from geochange.sampling.compose import blend_weight, compose
+from geochange.sampling.exemplars import exemplar_fill
 
 __all__ = [
     "ChangeSchedule",
     "anchor",
+    "blend_weight",
     "canvas_denoise",
     "change_maps",
+    "compose",
     "draw_i_change",
+    "exemplar_fill",
     "fuse_step",
     "mix",
     "sample_change",

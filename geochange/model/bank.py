@@ -1,0 +1,60 @@
+"""The exemplar bank: real crops of each class, kept beside a model for changed land.
+
+Where an image holds no pixels of a changed patch's new class (a forest cleared to bare land
+in a town without any), the painter cuts exemplars from these crops instead of leaving the patch
+to the model alone (see ``geochange.sampling.exemplars``). The crops come from the model's own
+training data, so the bank carries that data's licence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from geochange.errors import InputError
+
+BANK_FILE = "exemplars.safetensors"
+
+
+@dataclass(frozen=True)
+class ExemplarBank:
+    """``images`` (N, 3, S, S) uint8 RGB crops and their ``classes`` (N, S, S) uint8 model
+    indices (``NODATA`` where unlabelled)."""
+
+    images: np.ndarray
+    classes: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, bands, height, width = self.images.shape
+        if bands != 3 or self.classes.shape != (n, height, width):
+            raise InputError(
+                f"an exemplar bank needs (N, 3, S, S) images and (N, S, S) classes, got "
+                f"{self.images.shape} and {self.classes.shape}"
+            )
+
+    def crops_of(self, cls: int) -> np.ndarray:
+        """Indices of the crops that hold pixels of class ``cls``."""
+        return np.flatnonzero((self.classes == cls).any(axis=(1, 2)))
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / BANK_FILE
+        save_file({"images": self.images, "classes": self.classes}, str(path))
+        return path
+
+
+def load_bank(folder: str | Path) -> ExemplarBank | None:
+    """The bank of a model folder, or None when it has none (older models)."""
+    path = Path(folder) / BANK_FILE
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(str(path))
+        return ExemplarBank(tensors["images"], tensors["classes"])
+    except (OSError, KeyError, ValueError) as error:
+        raise InputError(
+            f"the exemplar bank {path} cannot be read ({error})",
+            "rebuild it with `geochange train exemplars`, or delete it to paint without it",
+        ) from error

@@ -1,0 +1,46 @@
+"""Pixel-space composition: the image after keeps the image before where land did not change.
+
+The paper decodes t2 entirely from latents, so every pixel passes through the autoencoder and
+loses what it cannot reconstruct. Here t2 = B + D(z2) - D(E(B)) where the base B holds wanted
+pixels (unchanged land, changed land filled with exemplars): the real pixels plus the model's
+variation. Elsewhere t2 = D(z2), blended over a band so that no seam shows (DESIGN.md section 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+FEATHER = 8.0
+"""Width in pixels of the band, centred on the edge of the kept land, over which the kept base
+fades into the model's pixels."""
+
+
+def blend_weight(keep: np.ndarray, band: float = FEATHER) -> np.ndarray:
+    """(h, w) float32: 1 inside ``keep``, 0 outside, linear across ``band`` pixels on its edge."""
+    if keep.all() or not keep.any():
+        return keep.astype(np.float32)
+    inside = ndimage.distance_transform_edt(keep)
+    outside = ndimage.distance_transform_edt(~keep)
+    signed = np.where(keep, inside - 0.5, 0.5 - outside)
+    return np.clip(0.5 + signed / band, 0.0, 1.0).astype(np.float32)
+
+
+def compose(
+    base: np.ndarray,
+    decoded: np.ndarray,
+    base_decoded: np.ndarray,
+    weight: np.ndarray,
+    detail: np.ndarray | None = None,
+) -> np.ndarray:
+    """``weight * (base + decoded - base_decoded) + (1 - weight) * decoded + detail`` as RGB
+    uint8.
+
+    ``base`` is uint8 (3, h, w); ``decoded`` (the new latents) and ``base_decoded`` (the base's
+    latents) are float pixels on the same 0-255 scale; ``detail`` is texture added where the
+    pixels are the model's (see ``geochange.sampling.exemplars``).
+    """
+    out = decoded + weight * (base.astype(np.float32) - base_decoded)
+    if detail is not None:
+        out += detail
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
