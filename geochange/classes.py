@@ -194,6 +194,64 @@ SCHEMES: dict[str, ClassScheme] = {
             (0, 0, 0): NODATA,
         },
     ),
+    # LoveDA (0.3 m): 0 no data, 1 background, 2 building, 3 road, 4 water, 5 barren, 6 forest,
+    # 7 agriculture. "Background" is whatever else there is (field margins, tree rows, yards,
+    # grass, dirt tracks), no one class of ours, so it is ignored (no data), not guessed.
+    "loveda": ClassScheme(
+        "loveda",
+        codes={
+            0: NODATA,
+            1: NODATA,
+            2: BUILDING,
+            3: ROAD,
+            4: WATER,
+            5: BARELAND,
+            6: TREE,
+            7: AGRICULTURE,
+        },
+    ),
+    # ISPRS Potsdam patches (0.05 m) as the common 512² conversion writes them: 0 is the
+    # unlabelled border drawn around every object, then the benchmark's classes in its order.
+    # Impervious surfaces there are streets and pavements, and cars stand on them: both road.
+    "potsdam": ClassScheme(
+        "potsdam",
+        codes={
+            0: NODATA,  # object borders
+            1: ROAD,  # impervious surfaces
+            2: BUILDING,
+            3: RANGELAND,  # low vegetation
+            4: TREE,
+            5: ROAD,  # car
+            6: NODATA,  # clutter / background
+        },
+    ),
+    # FLAIR-1 RGB masks (0.2 m), its 19-class palette. Impervious surface is mostly streets and
+    # lanes -> road; pervious surface (gravel, beaten earth, sports grounds) -> developed space;
+    # plowed land is a field between crops -> agriculture land; "other" is ignored.
+    "flair": ClassScheme(
+        "flair",
+        colours={
+            (219, 14, 154): BUILDING,
+            (147, 142, 123): DEVELOPED,  # pervious surface
+            (248, 12, 0): ROAD,  # impervious surface
+            (169, 113, 1): BARELAND,  # bare soil
+            (21, 83, 174): WATER,
+            (25, 74, 38): TREE,  # coniferous
+            (70, 228, 131): TREE,  # deciduous
+            (243, 166, 13): TREE,  # brushwood
+            (102, 0, 130): AGRICULTURE,  # vineyard
+            (85, 255, 0): RANGELAND,  # herbaceous vegetation
+            (255, 243, 13): AGRICULTURE,  # agricultural land
+            (228, 223, 124): AGRICULTURE,  # plowed land
+            (61, 230, 235): WATER,  # swimming pool
+            (255, 255, 255): BARELAND,  # snow
+            (138, 179, 160): BARELAND,  # clear cut
+            (107, 113, 79): TREE,  # mixed
+            (197, 220, 66): TREE,  # ligneous
+            (153, 153, 255): BUILDING,  # greenhouse
+            (0, 0, 0): NODATA,  # other
+        },
+    ),
     # ESA WorldCover 10 m codes.
     "worldcover": ClassScheme(
         "worldcover",

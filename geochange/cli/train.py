@@ -1,11 +1,16 @@
-"""``geochange train autoencoder`` and ``geochange train diffusion``."""
+"""``geochange train pack``, ``geochange train autoencoder`` and ``geochange train diffusion``.
+
+Training from a pack imports no GIS package (``python -m geochange.training`` runs these
+commands alone, for a machine that has none); packing and training from folders do.
+"""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,19 +18,23 @@ from geochange.cli.options import overwrite_opt, seed_opt
 from geochange.errors import InputError
 from geochange.model.config import PRESETS
 
+if TYPE_CHECKING:
+    from geochange.training.crops import CropSource
+
+classes_opt = click.option(
+    "--classes",
+    metavar="SCHEME|YAML",
+    help="Class scheme of the masks: oem, oem-index, dubai, loveda, flair, potsdam, worldcover, "
+    "second, or a YAML file. Default: by layout (OpenEarthMap oem, LoveDA loveda, FLAIR flair, "
+    "Potsdam potsdam, Dubai dubai, plain oem-index).",
+)
+
 
 def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The options both subcommands share, so they mean the same in each."""
     options = [
-        click.argument(
-            "data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False)
-        ),
-        click.option(
-            "--classes",
-            metavar="SCHEME|YAML",
-            help="Class scheme of the masks: oem, oem-index, dubai, worldcover, second, or a "
-            "YAML file. Default: by layout (OpenEarthMap oem, Dubai dubai, plain oem-index).",
-        ),
+        click.argument("data", nargs=-1, required=True, type=click.Path(exists=True)),
+        classes_opt,
         click.option(
             "--preset",
             "preset_name",
@@ -57,15 +66,14 @@ def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--crop",
             type=click.IntRange(16),
-            default=256,
-            show_default=True,
-            help="Crop edge in pixels; a multiple of the model's total downsampling.",
+            help="Crop edge in pixels; a multiple of the model's total downsampling. Default: "
+            "256 from folders, the pack's crop from a pack (a smaller one takes windows of it).",
         ),
         click.option(
             "--crops",
             type=click.IntRange(1),
-            help="Distinct crop positions to draw from. Default: one per quarter-crop stride "
-            "over the training area.",
+            help="Distinct crops to draw from. Default: one per quarter-crop stride over the "
+            "training area of folders; every crop of a pack (every window, with a smaller --crop).",
         ),
         click.option(
             "--lr", type=float, default=1e-4, show_default=True, help="AdamW learning rate."
@@ -113,6 +121,37 @@ def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _open_data(kw: dict[str, Any], gsd: float) -> CropSource:
+    """DATA as a pack file (no GIS import) or folders of tiles (read through rasterio)."""
+    data, crop = kw["data"], kw["crop"]
+    packs = [d for d in data if Path(d).is_file()]
+    if packs:
+        if len(data) > 1:
+            raise InputError(
+                f"give one pack or folders, not {len(data)} arguments with a pack among them",
+                "pack all the folders into one file with `geochange train pack`",
+            )
+        if kw["classes"]:
+            raise InputError(
+                "--classes does not apply to a pack", "its classes were mapped when packing"
+            )
+        from geochange.training.packed import PackedData
+
+        dataset = PackedData(packs[0], crop, kw["seed"], length=kw["crops"])
+        if not math.isclose(dataset.metadata["gsd_m"], gsd):
+            raise InputError(
+                f"pack {packs[0]} holds {dataset.metadata['gsd_m']} m pixels, the model "
+                f"{gsd} m ones",
+                f"pack again with --gsd {gsd}",
+            )
+        return dataset
+    from geochange.training.data import open_tiles
+
+    return open_tiles(
+        list(data), crop or 256, kw["classes"], "train", kw["seed"], length=kw["crops"], gsd=gsd
+    )
+
+
 def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     """Shared body of the subcommands; ``extra`` holds the trainer's own keyword arguments.
 
@@ -121,7 +160,6 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     import torch
 
     from geochange.model import SemanticLDM, load_model, preset
-    from geochange.training.data import open_tiles
     from geochange.training.loops import train_autoencoder, train_diffusion
 
     trainer = {"autoencoder": train_autoencoder, "diffusion": train_diffusion}[part]
@@ -138,13 +176,11 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     model = (
         load_model(kw["model_path"]) if kw["model_path"] else SemanticLDM(preset(kw["preset_name"]))
     )
+    dataset = _open_data(kw, model.config.gsd_m)
     # The UNet halves the latent once per block after the first, so both sizes must divide.
     multiple = model.config.downsampling * 2 ** (len(model.config.unet_block_out_channels) - 1)
-    if kw["crop"] % multiple:
-        raise InputError(f"--crop {kw['crop']} is not a multiple of {multiple} for this model")
-    dataset = open_tiles(
-        kw["data_dirs"], kw["crop"], kw["classes"], "train", kw["seed"], length=kw["crops"]
-    )
+    if dataset.crop % multiple:
+        raise InputError(f"--crop {dataset.crop} is not a multiple of {multiple} for this model")
     log = (lambda _m: None) if kw["quiet"] else (lambda m: click.echo(m, err=True))
     trainer(
         model,
@@ -167,14 +203,81 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
 
 @click.group(short_help="Train the autoencoder or the diffusion model on image + mask tiles.")
 def train() -> None:
-    """Train on one or more DATA_DIRS, each folder drawn equally often: OpenEarthMap (images/ +
-    labels/), Dubai (tile_*/images + masks) or plain PNG pairs (images/ + masks/, img_A/ +
-    mask_A/).
+    """Train on DATA: one or more folders, each drawn equally often, or one pack file made by
+    `geochange train pack` (which needs no GIS package to read, e.g. on a lent GPU).
+
+    Folders: OpenEarthMap (images/ + labels/ GeoTIFFs), LoveDA or Potsdam (images/ + labels/
+    PNGs in a folder named after the source), FLAIR (images/IMG_N + masks/MSK_N), Dubai
+    (tile_*/images + masks) or plain PNG pairs (images/ + masks/, img_A/ + mask_A/). LoveDA,
+    FLAIR and Potsdam are resampled to the model's pixel size.
 
     OUTPUT becomes a model folder (usable with --model) holding losses.csv (step,loss) and
-    checkpoint-STEP/ folders with a preview.png. A held-out region is never trained on: the
-    bottom-right 256x256 px of every OpenEarthMap tile, or one file in ten otherwise.
+    checkpoint-STEP/ folders with a preview.png. A held-out region is never trained on (nor
+    packed): the bottom-right 256x256 px of every OpenEarthMap tile, or one file in ten
+    otherwise.
     """
+
+
+@train.command("pack", short_help="Pack training crops of folders into one .npz file.")
+@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="The pack file to write (.npz); it appears only when complete.",
+)
+@click.option(
+    "--crop",
+    type=click.IntRange(16),
+    default=256,
+    show_default=True,
+    help="Crop edge in pixels at --gsd. Training may take smaller windows of these crops.",
+)
+@click.option(
+    "--crops",
+    type=click.IntRange(1),
+    help="Crops in all, shared equally among the folders, none taking more than about two "
+    "per crop area of its training pixels. Default: 320 at 256 px, scaled by area for other "
+    "crops (about 30 MB).",
+)
+@classes_opt
+@click.option(
+    "--gsd",
+    type=click.FloatRange(0, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Pixel size in metres to pack at (the model's): LoveDA, FLAIR and Potsdam are "
+    "resampled to it.",
+)
+@seed_opt
+@overwrite_opt
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+def pack_command(
+    data_dirs: tuple[str, ...],
+    output: str,
+    crop: int,
+    crops: int | None,
+    classes: str | None,
+    gsd: float,
+    seed: int,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Read training crops of DATA_DIRS as training does (same held-out regions, never packed)
+    and write them to one compressed numpy file: uint8 images and class masks, each crop's
+    source, and a record of sources, class schemes, held-out rules and file hashes. Train from
+    it with `geochange train autoencoder|diffusion PACK.npz`."""
+    from geochange.training.pack import pack
+
+    result = pack(list(data_dirs), output, crop, crops, classes, seed, gsd, overwrite)
+    if not quiet:
+        shares = ", ".join(f"{name} {n}" for name, n in result.crops.items())
+        click.echo(
+            f"Wrote {result.path}: {sum(result.crops.values())} crops of {crop} px "
+            f"({shares}), {result.bytes / 1e6:.1f} MB",
+            err=True,
+        )
 
 
 @train.command(short_help="Train the autoencoder to reconstruct image crops.")
@@ -186,7 +289,7 @@ def train() -> None:
     "diffusion model stays valid.",
 )
 def autoencoder(decoder_only: bool, **kw: Any) -> None:
-    """Train the autoencoder on the image crops of DATA_DIRS (masks pick the split only)."""
+    """Train the autoencoder on the image crops of DATA (masks pick the split only)."""
     _run("autoencoder", {"decoder_only": decoder_only}, **kw)
 
 
@@ -204,7 +307,7 @@ def autoencoder(decoder_only: bool, **kw: Any) -> None:
     "and unit variance before training. Default: only for a model without diffusion training.",
 )
 def diffusion(cache_latents: bool, normalize_latents: bool | None, **kw: Any) -> None:
-    """Train the mask-conditioned diffusion model on DATA_DIRS; pass a trained autoencoder with
+    """Train the mask-conditioned diffusion model on DATA; pass a trained autoencoder with
     --model (the autoencoder stays frozen)."""
     _run(
         "diffusion", {"cache_latents": cache_latents, "normalize_latents": normalize_latents}, **kw

@@ -6,6 +6,9 @@ optimizer, ``state.json``), ``out_dir/losses.csv`` (step,loss), a tqdm bar on st
 preview grid per checkpoint. Every random draw of step ``s`` comes from generators seeded with
 ``(seed, s)``, so the checkpoint's step is the whole RNG state: a resumed run draws what an
 uninterrupted one would have.
+
+Nothing here imports a GIS package: crops come from a ``CropSource`` (a pack on a machine
+without them), and previews are written with Pillow, which diffusers needs anyway.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, VQModel
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from geochange.classes import NODATA, PALETTE
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, one_hot
-from geochange.training.data import TrainingData, augment
-from geochange.writing.preview import colour, grid, write_png
+from geochange.training.crops import CropSource, augment
 
 LOSSES_FILE = "losses.csv"
 STATE_FILE = "state.json"
@@ -40,7 +44,7 @@ LATENT_MAKERS = ("encoder.", "quant_conv.", "quantize.")
 
 Log = Callable[[str], None]
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
-PreviewFn = Callable[[SemanticLDM, torch.Tensor, torch.Tensor], np.ndarray]
+PreviewFn = Callable[[SemanticLDM, torch.Tensor, torch.Tensor], list[torch.Tensor]]
 Batches = Callable[[Sequence[int], int], tuple[torch.Tensor, torch.Tensor]]
 """(crop indices, variant) -> (images or latents, masks)."""
 
@@ -54,7 +58,7 @@ def resolve_device(name: str) -> torch.device:
 
 def train_diffusion(
     model: SemanticLDM,
-    dataset: TrainingData,
+    dataset: CropSource,
     steps: int,
     batch_size: int,
     lr: float,
@@ -121,7 +125,7 @@ def train_diffusion(
 
 def train_autoencoder(
     model: SemanticLDM,
-    dataset: TrainingData,
+    dataset: CropSource,
     steps: int,
     batch_size: int,
     lr: float,
@@ -200,7 +204,7 @@ def _run(
     params: list[torch.nn.Parameter],
     loss_fn: LossFn,
     preview_fn: PreviewFn,
-    dataset: TrainingData,
+    dataset: CropSource,
     batches: Batches,
     steps: int,
     batch_size: int,
@@ -261,9 +265,8 @@ def _run(
                     saved = done
                     # The same first crops at every checkpoint, so previews show progress.
                     shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
-                    write_png(
-                        folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown))
-                    )
+                    rows = preview_fn(ema, *(t.to(device) for t in shown))
+                    _write_sheet(folder / "preview.png", rows)
                     log(f"wrote {folder}")
         except KeyboardInterrupt:
             # Ctrl-C, or SIGTERM from a time budget (`timeout`): keep the steps made so far.
@@ -294,7 +297,7 @@ def _run(
     return ema
 
 
-def _batches(dataset: TrainingData) -> Batches:
+def _batches(dataset: CropSource) -> Batches:
     """Batches of augmented crops read from the files."""
 
     def read(indices: Sequence[int], variant: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -309,7 +312,7 @@ class LatentCache:
     latent space (quarter turns and flips commute with the grid of a convolutional encoder
     closely enough for training)."""
 
-    def __init__(self, model: SemanticLDM, dataset: TrainingData, device: torch.device) -> None:
+    def __init__(self, model: SemanticLDM, dataset: CropSource, device: torch.device) -> None:
         self.model, self.dataset, self.device = model, dataset, device
         self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -404,7 +407,9 @@ def _save_final(model: SemanticLDM, out_dir: str | Path) -> SemanticLDM:
 
 
 @torch.no_grad()
-def _diffusion_preview(model: SemanticLDM, images: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+def _diffusion_preview(
+    model: SemanticLDM, images: torch.Tensor, masks: torch.Tensor
+) -> list[torch.Tensor]:
     """Rows: mask colours, real crop, a sample from a short DDIM run from pure noise."""
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
     scheduler.set_timesteps(PREVIEW_STEPS)
@@ -415,23 +420,34 @@ def _diffusion_preview(model: SemanticLDM, images: torch.Tensor, masks: torch.Te
     onehot = one_hot(masks)
     for t in scheduler.timesteps:
         z = scheduler.step(model.denoise(z, t, onehot), t, z).prev_sample
-    return grid([_colour(masks), _rgb(images), _rgb(model.decode(z))])
+    return [_colour(masks), _rgb(images), _rgb(model.decode(z))]
 
 
 @torch.no_grad()
 def _autoencoder_preview(
     model: SemanticLDM, images: torch.Tensor, _masks: torch.Tensor
-) -> np.ndarray:
+) -> list[torch.Tensor]:
     """Rows: input crops, their reconstructions."""
-    return grid([_rgb(images), _rgb(model.decode(model.encode(images)))])
+    return [_rgb(images), _rgb(model.decode(model.encode(images)))]
 
 
-def _rgb(images: torch.Tensor) -> np.ndarray:
-    return ((images.float().cpu().numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+def _rgb(images: torch.Tensor) -> torch.Tensor:
+    """Model images in [-1, 1] to uint8."""
+    return ((images.float().cpu() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
 
 
-def _colour(masks: torch.Tensor) -> np.ndarray:
-    return colour(masks.cpu().numpy())
+def _colour(masks: torch.Tensor) -> torch.Tensor:
+    """Class indices (N, h, w) to (N, 3, h, w) uint8 in the class palette, no data black."""
+    lookup = torch.zeros(256, 3, dtype=torch.uint8)
+    lookup[: len(PALETTE)] = torch.tensor(PALETTE, dtype=torch.uint8)
+    lookup[NODATA] = 0
+    return lookup[masks.cpu().long()].permute(0, 3, 1, 2)
+
+
+def _write_sheet(path: Path, rows: list[torch.Tensor]) -> None:
+    """Rows of (N, 3, h, w) uint8 crops, side by side, as one PNG."""
+    sheet = torch.cat([torch.cat(list(row), dim=-1) for row in rows], dim=-2)
+    Image.fromarray(sheet.permute(1, 2, 0).contiguous().numpy()).save(path)
 
 
 def _quiet(_message: str) -> None:
