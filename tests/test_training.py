@@ -14,7 +14,8 @@ from geochange.classes import NODATA, NUM_CLASSES
 from geochange.cli.train import train
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, load_model, preset
-from geochange.training.data import HELDOUT_SIZE, MixedTiles, TileDataset, augment, open_tiles
+from geochange.training.crops import augment
+from geochange.training.data import HELDOUT_SIZE, MixedTiles, TileDataset, open_tiles
 from geochange.training.loops import (
     LatentCache,
     autoencoder_loss,

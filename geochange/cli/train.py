@@ -238,8 +238,8 @@ def train() -> None:
     "--crops",
     type=click.IntRange(1),
     help="Crops in all, shared equally among the folders, none taking more than about two "
-    "per crop area of its training pixels. Default: 320 at 256 px, scaled by area for other "
-    "crops (about 30 MB).",
+    "per crop area of its training pixels. Default: 280 at 256 px, scaled by area for other "
+    "crops (about 24 MB).",
 )
 @classes_opt
 @click.option(

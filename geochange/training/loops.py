@@ -239,6 +239,16 @@ def _run(
     done = saved = start
     with (out_dir / LOSSES_FILE).open("a", newline="") as losses:
         writer = csv.writer(losses)
+
+        def checkpoint(step: int) -> Path:
+            """Weights and state, then a preview of the same first crops every time (so
+            previews show progress; the state is safe before the preview is drawn)."""
+            losses.flush()
+            folder = _save_checkpoint(out_dir, step, model, ema, optimizer, began, seed)
+            shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
+            _write_sheet(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
+            return folder
+
         try:
             for step in range(start, steps):
                 draw = np.random.default_rng([seed, step])
@@ -260,20 +270,12 @@ def _run(
                 bar.update(1)
                 done = step + 1
                 if done % checkpoint_every == 0 or done == steps:
-                    losses.flush()
-                    folder = _save_checkpoint(out_dir, done, model, ema, optimizer, began, seed)
                     saved = done
-                    # The same first crops at every checkpoint, so previews show progress.
-                    shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
-                    rows = preview_fn(ema, *(t.to(device) for t in shown))
-                    _write_sheet(folder / "preview.png", rows)
-                    log(f"wrote {folder}")
+                    log(f"wrote {checkpoint(done)}")
         except KeyboardInterrupt:
             # Ctrl-C, or SIGTERM from a time budget (`timeout`): keep the steps made so far.
             if done > saved:
-                losses.flush()
-                folder = _save_checkpoint(out_dir, done, model, ema, optimizer, began, seed)
-                log(f"interrupted: wrote {folder}; continue with --resume")
+                log(f"interrupted: wrote {checkpoint(done)}; continue with --resume")
             raise
     bar.close()
     # A model trained in stages (more steps, a decoder refit) keeps one record per stage.
@@ -289,12 +291,20 @@ def _run(
                 "ema_decay": ema_decay,
                 "seed": seed,
                 "device": device.type,
+                "hardware": _hardware(device),
                 "seconds": round(time.monotonic() - began, 1),
                 "data": dataset.split_info(),
             },
         ],
     }
     return ema
+
+
+def _hardware(device: torch.device) -> str:
+    """What trained, for the model card: the GPU's name, or the CPU cores torch used."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{torch.get_num_threads()} CPU threads"
 
 
 def _batches(dataset: CropSource) -> Batches:

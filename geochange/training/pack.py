@@ -27,8 +27,9 @@ from geochange.training.packed import (
     sha256,
 )
 
-CROPS_AT_256 = 320
-"""Default crops in a pack of 256² crops (about 30 MB); smaller crops get more, by area."""
+CROPS_AT_256 = 280
+"""Default crops in a pack of 256² crops (about 24 MB, so that the working tree, the pack and
+the diffusers wheel fit the 64 MiB a lent GPU takes); smaller crops get more, by area."""
 OVERLAP = 2
 """A source offers about this many crops per crop-sized area of its training pixels (half
 overlapping), and at least one per file."""

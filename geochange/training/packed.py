@@ -143,7 +143,8 @@ class PackedData:
                 0, self.pack_crop - self.crop + 1, 2
             )
         rows, cols = slice(row, row + self.crop), slice(col, col + self.crop)
-        image = self.images[number, :, rows, cols].float() / 127.5 - 1.0
+        # The arithmetic of TileDataset's reads, so that both give the same floats.
+        image = self.images[number, :, rows, cols].float() / 255.0 * 2.0 - 1.0
         return image, self.masks[number, rows, cols].long()
 
     def augmentation(self, index: int, variant: int) -> tuple[int, bool]:
