@@ -15,6 +15,7 @@ from scipy import ndimage, signal
 
 from geochange.classes import NODATA
 from geochange.model.bank import ExemplarBank
+from geochange.sampling.roofs import cast_shadows, fit_roofs
 
 SEARCH = 256
 """Pixels around a changed patch in which to look for real pixels of its new class."""
@@ -41,8 +42,9 @@ def exemplar_fill(
     """``rgb`` (3, h, w) with changed pixels filled from real pixels of their new class.
 
     ``valid`` marks the pixels of ``rgb`` that hold data; ``before``/``after`` are the class
-    windows (model indices, ``NODATA``). Exemplars come from the unchanged land of the new
-    class nearby. Returns the filled image, where it was filled, and the detail (float
+    windows (model indices, ``NODATA``). New buildings take a whole real roof and cast a
+    shadow (see ``geochange.sampling.roofs``); other exemplars come from the unchanged land of
+    the new class nearby. Returns the filled image, where it was filled, and the detail (float
     (3, h, w), zero elsewhere) of a ``bank`` crop of the new class for the changed pixels left
     over: they are the model's, and another image's colours would not match this one, but its
     texture lends them the sharpness of real land.
@@ -51,14 +53,16 @@ def exemplar_fill(
     filled = np.zeros(before.shape, bool)
     detail = np.zeros(rgb.shape, np.float32)
     changed = (before != after) & (after != NODATA)
-    for cls in np.unique(after[changed]):
+    fit_roofs(base, filled, rgb, valid, before, after, rng)
+    cast_shadows(base, rgb, valid, before, after)
+    for cls in np.unique(after[changed & ~filled]):
         source = _inner(valid & (before == cls) & (after == cls))
         crops = np.array([], int) if bank is None else bank.crops_of(int(cls))
         if len(crops):  # one bank crop per class, so that a large patch is of one texture
             k = crops[rng.integers(len(crops))]
             bank_source = _inner(bank.classes[k] == cls)
-            bank_detail = _high_pass(bank.images[k])
-        labels, _ = ndimage.label(changed & (after == cls))
+            bank_detail = _high_pass(bank.images[k]) * _detail_gain(rgb, bank.images[k])
+        labels, _ = ndimage.label(changed & ~filled & (after == cls))
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             for rows, cols in _cells(box):
                 todo = labels[rows, cols] == index
@@ -77,6 +81,17 @@ def _high_pass(rgb: np.ndarray) -> np.ndarray:
     """The detail of an RGB image: itself minus its blur at ``DETAIL_SIGMA`` pixels."""
     pixels = rgb.astype(np.float32)
     return pixels - ndimage.gaussian_filter(pixels, (0, DETAIL_SIGMA, DETAIL_SIGMA))
+
+
+def _detail_gain(rgb: np.ndarray, exemplar: np.ndarray) -> float:
+    """How much to soften an exemplar's detail so it is no sharper than the image it goes
+    into: another sensor's crisp sand would give the change away as a blur would."""
+
+    def energy(image: np.ndarray) -> float:
+        luminance = image.astype(np.float32).mean(axis=0)
+        return float(np.mean(np.diff(luminance, axis=0) ** 2) + np.mean(np.diff(luminance) ** 2))
+
+    return min(1.0, (energy(rgb) / max(energy(exemplar), 1e-6)) ** 0.5)
 
 
 def _inner(source: np.ndarray) -> np.ndarray:

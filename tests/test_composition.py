@@ -1,0 +1,221 @@
+"""Keeping the real image: pixel-space composition, exemplars, fitted roofs and shadows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.windows import Window
+from scipy import ndimage
+
+from geochange.classes import BUILDING, NODATA
+from geochange.cli.main import cli
+from geochange.evaluation.metrics import masked_correlation, sharpness, sharpness_ratio
+from geochange.model.bank import ExemplarBank
+from geochange.sampling import blend_weight, compose, exemplar_fill
+from geochange.sampling.roofs import cast_shadows, fit_roofs, shadow_of_buildings
+
+GRASS, TREE, WATER = 1, 4, 5
+
+
+def test_blend_weight_ramps_across_the_edge_of_kept_land():
+    keep = np.zeros((40, 40), bool)
+    keep[:, :20] = True
+    weight = blend_weight(keep, band=8)
+    assert weight[:, :14].min() == 1.0 and weight[:, 26:].max() == 0.0
+    row = weight[0]
+    assert np.all(np.diff(row) <= 0) and 0 < row[19] < 1 and 0 < row[20] < 1
+    assert blend_weight(np.ones((4, 4), bool)).min() == 1.0
+
+
+def test_compose_keeps_the_base_plus_the_models_variation():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (3, 8, 8), dtype=np.uint8)
+    base_decoded = rng.uniform(0, 255, (3, 8, 8)).astype(np.float32)
+    decoded = base_decoded + 3.0
+    weight = np.ones((8, 8), np.float32)
+    weight[:, 4:] = 0.0
+    out = compose(base, decoded, base_decoded, weight)
+    expected = np.clip(base[:, :, :4].astype(np.float32) + 3.0, 0, 255)
+    np.testing.assert_array_equal(out[:, :, :4], expected)
+    np.testing.assert_array_equal(out[:, :, 4:], np.round(decoded[:, :, 4:]).clip(0, 255))
+    detail = np.full((3, 8, 8), 2.0, np.float32)
+    assert (compose(base, decoded, base_decoded, weight, detail)[:, :, 4:] >= out[:, :, 4:]).all()
+
+
+def _two_class_scene() -> tuple[np.ndarray, np.ndarray]:
+    """Grass (green, noisy) on the left, water (blue, noisy) on the right, 96 x 96."""
+    rng = np.random.default_rng(1)
+    classes = np.full((96, 96), GRASS)
+    classes[:, 48:] = WATER
+    rgb = np.zeros((3, 96, 96), np.uint8)
+    rgb[1, :, :48] = rng.integers(150, 200, (96, 48))
+    rgb[2, :, 48:] = rng.integers(150, 200, (96, 48))
+    return rgb, classes
+
+
+def test_exemplars_fill_changed_land_with_real_pixels_of_the_new_class():
+    rgb, before = _two_class_scene()
+    after = before.copy()
+    after[10:30, 10:30] = WATER  # a pond dug in the grass
+    base, filled, detail = exemplar_fill(
+        rgb, np.ones(before.shape, bool), before, after, np.random.default_rng(0)
+    )
+    pond = before != after
+    assert filled[pond].all() and not filled[~pond].any()
+    assert (base[2][pond] >= 150).all() and (base[1][pond] == 0).all()  # water's pixels
+    np.testing.assert_array_equal(base[:, ~pond], rgb[:, ~pond])
+    assert not detail.any()
+    # the copied pixels are real water pixels, not an average of them
+    assert len(np.unique(base[2][pond])) > 20
+
+
+def test_a_class_the_image_lacks_takes_only_a_bank_exemplars_detail():
+    rgb, before = _two_class_scene()
+    after = before.copy()
+    after[10:30, 10:30] = TREE
+    valid = np.ones(before.shape, bool)
+    base, filled, detail = exemplar_fill(rgb, valid, before, after, np.random.default_rng(0))
+    assert not filled.any() and not detail.any()
+    np.testing.assert_array_equal(base, rgb)
+    rng = np.random.default_rng(2)
+    bank = ExemplarBank(
+        rng.integers(0, 256, (1, 3, 64, 64), dtype=np.uint8), np.full((1, 64, 64), TREE, np.uint8)
+    )
+    base, filled, detail = exemplar_fill(rgb, valid, before, after, np.random.default_rng(0), bank)
+    tree = before != after
+    assert not filled.any()
+    np.testing.assert_array_equal(base, rgb)  # another image's colours are not pasted
+    assert np.abs(detail[:, tree]).mean() > 1.0 and not detail[:, ~tree].any()
+
+
+def _town() -> tuple[np.ndarray, np.ndarray]:
+    """Grey ground with one 12 x 30 red roof whose ridge (white) runs along its length, and a
+    3-pixel dark shadow south of every building."""
+    rgb = np.full((3, 120, 120), 120, np.uint8)
+    classes = np.full((120, 120), GRASS)
+    for top, left in ((10, 10), (10, 70), (60, 10)):
+        classes[top : top + 12, left : left + 30] = BUILDING
+        colour = (200, 40, 40) if left == 10 else (40, 40, 200)
+        rgb[:, top : top + 12, left : left + 30] = np.array(colour)[:, None, None]
+        rgb[:, top + 5 : top + 7, left : left + 30] = 255  # the ridge
+        rgb[:, top + 12 : top + 15, left : left + 30] = 60  # the shadow
+    return rgb, classes
+
+
+def test_a_new_footprint_takes_one_whole_roof_turned_onto_its_axes():
+    rgb, before = _town()
+    after = before.copy()
+    after[70:100, 80:92] = BUILDING  # 30 tall, 12 wide: a roof turned by 90 degrees
+    base, filled = rgb.copy(), np.zeros(before.shape, bool)
+    valid = np.ones(before.shape, bool)
+    fit_roofs(base, filled, rgb, valid, before, after, np.random.default_rng(0))
+    footprint = before != after
+    assert filled[footprint].all() and not filled[~footprint].any()
+    roof = base[:, 70:100, 80:92]
+    ridge = (roof == 255).all(axis=0)
+    assert ridge.sum() >= 30  # the ridge came along...
+    cols = np.flatnonzero(ridge.any(axis=0))
+    assert cols.max() - cols.min() <= 3  # ...and runs down the footprint's long axis
+    body = roof[:, ~ridge]
+    one_roof = (body == body[:, :1]).all(axis=0).mean()
+    assert one_roof > 0.8  # one roof's colour, not a patchwork
+
+
+def test_shadows_are_read_off_the_image_and_cast_the_same_way():
+    rgb, before = _town()
+    valid = np.ones(before.shape, bool)
+    direction, length, factor = shadow_of_buildings(rgb, valid, before == BUILDING)
+    assert direction == (1, 0) and 2 <= length <= 4
+    assert factor == pytest.approx(60 / 120, abs=0.1)
+    after = before.copy()
+    after[70:80, 80:100] = BUILDING
+    base = rgb.copy()
+    dark = cast_shadows(base, rgb, valid, before, after)
+    assert dark[80:82, 80:100].all() and not dark[68:80].any()
+    assert (base[:, dark] < rgb[:, dark]).all()
+    assert dark.sum() <= 20 * (length + 1)
+    assert not (after[dark] == BUILDING).any()
+
+
+def test_no_buildings_no_shadows():
+    rgb, before = _two_class_scene()
+    assert shadow_of_buildings(rgb, np.ones(before.shape, bool), before == BUILDING) is None
+
+
+@pytest.fixture(scope="module")
+def palu(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 384 px crop of the real OpenEarthMap tile palu_8 (houses, trees, shore) and its image."""
+    folder = tmp_path_factory.mktemp("palu")
+    window = Window(0, 256, 384, 384)
+    paths = []
+    for kind in ("labels", "images"):
+        with rasterio.open(shared_data / "openearthmap" / kind / "palu_8.tif") as src:
+            data = src.read(window=window)
+            profile = {**src.profile, "width": 384, "height": 384}
+            profile["transform"] = src.window_transform(window)
+        paths.append(folder / f"{kind}.tif")
+        with rasterio.open(paths[-1], "w", **profile) as dst:
+            dst.write(data)
+    return paths[0], paths[1]
+
+
+def _synth(palu: tuple[Path, Path], out: Path, *options: str) -> dict[str, np.ndarray]:
+    label, image = palu
+    args = ["synth", str(label), "--image", str(image), "--seed", "3", "-o", str(out), "-q"]
+    events = "building_add:count=6,deforestation:fraction=0.4,flood:fraction=0.3"
+    result = CliRunner().invoke(cli, [*args, "--events", events, "--device", "cpu", *options])
+    assert result.exit_code == 0, result.output
+    read = {}
+    for name in ("t1", "t2", "change", "t1_landcover", "t2_landcover"):
+        with rasterio.open(out / f"{name}.tif") as src:
+            read[name] = src.read() if name in ("t1", "t2") else src.read(1)
+    read["run"] = json.loads((out / "run.json").read_text())
+    return read
+
+
+def test_real_tile_keeps_the_place_and_changed_land_is_as_sharp(palu, tmp_path: Path):
+    """The default model on a real tile: unchanged land is t1 plus the model's variation (not
+    a copy, not mush), changed land as sharp as the land around it, no halo at its border."""
+    run = _synth(palu, tmp_path / "pixel")
+    t1, t2, change = run["t1"], run["t2"], run["change"]
+    unchanged, changed = change == 0, change == 1
+    assert changed.sum() > 2000 and run["run"]["sampling"]["composition"] == "pixel"
+    correlation = masked_correlation(t1, t2, unchanged)
+    assert 0.6 <= correlation < 0.99
+    assert np.abs(t2[:, unchanged].astype(int) - t1[:, unchanged]).mean() > 1.0  # not a copy
+    assert sharpness_ratio(t1, t2, unchanged) >= 0.85
+    relative = sharpness(t2, changed) / sharpness(t2, unchanged)
+    assert 0.5 <= relative <= 1.5
+    # No halo: just outside the change t2 differs from t1 no more than farther out does.
+    distance = ndimage.distance_transform_edt(~changed)
+    ring, far = (distance > 0) & (distance <= 4), distance > 16
+    gap = np.abs(t2.astype(int) - t1).mean(axis=0)
+    assert gap[ring].mean() < 2.0 * gap[far].mean()
+    # New buildings are built of roof pixels, not the model's blur.
+    new = changed & (run["t2_landcover"] == BUILDING + 1)
+    assert new.sum() > 100
+    old = run["t1_landcover"] == BUILDING + 1
+    assert sharpness(t2, new) > 0.5 * sharpness(t1, old)
+
+
+def test_latent_composition_is_the_papers_mush(palu, tmp_path: Path):
+    """The ablation switch: every t2 pixel decoded from latents loses t1's detail."""
+    run = _synth(palu, tmp_path / "latent", "--composition", "latent", "--no-exemplars")
+    unchanged = run["change"] == 0
+    assert sharpness_ratio(run["t1"], run["t2"], unchanged) < 0.5
+    assert run["run"]["sampling"]["exemplars"] is False
+
+
+def test_exemplar_fill_ignores_no_data():
+    rgb, before = _two_class_scene()
+    after = before.copy()
+    after[:, :10] = NODATA
+    _, filled, _ = exemplar_fill(
+        rgb, np.ones(before.shape, bool), before, after, np.random.default_rng(0)
+    )
+    assert not filled.any()
