@@ -280,6 +280,52 @@ def pack_command(
         )
 
 
+@train.command("exemplars", short_help="Give a model an exemplar bank of real class crops.")
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The model folder to write exemplars.safetensors into (replacing any there).",
+)
+@click.option(
+    "--per-class",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Crops kept per class: those holding the most of it.",
+)
+@click.option(
+    "--crop",
+    type=click.IntRange(16),
+    default=192,
+    show_default=True,
+    help="Crop edge in pixels (a pack's crops are cut to it).",
+)
+@classes_opt
+@seed_opt
+def exemplars(
+    data: tuple[str, ...],
+    model_path: str,
+    per_class: int,
+    crop: int,
+    classes: str | None,
+    seed: int,
+) -> None:
+    """Keep real crops of every class from DATA (a pack or folders, training crops only) in
+    the model folder, so that synth can give changed land the texture of a class its image
+    lacks. The crops carry DATA's licence."""
+    from geochange.model import load_model
+    from geochange.training.bank import build_bank
+
+    model = load_model(model_path)
+    kw = {"data": data, "crop": crop, "classes": classes, "seed": seed, "crops": None}
+    bank = build_bank(_open_data(kw, model.config.gsd_m), per_class)
+    path = bank.save(model_path)
+    click.echo(f"Wrote {path}: {len(bank.images)} crops of {crop} px", err=True)
+
+
 @train.command(short_help="Train the autoencoder to reconstruct image crops.")
 @_training_options
 @click.option(

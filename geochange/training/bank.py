@@ -6,10 +6,10 @@ import numpy as np
 
 from geochange.classes import NUM_CLASSES
 from geochange.model.bank import ExemplarBank
-from geochange.training.data import TrainingData
+from geochange.training.crops import CropSource
 
 
-def build_bank(dataset: TrainingData, per_class: int = 2, scan: int | None = None) -> ExemplarBank:
+def build_bank(dataset: CropSource, per_class: int = 3, scan: int | None = None) -> ExemplarBank:
     """The ``per_class`` crops of ``dataset`` holding the most pixels of each class (a crop may
     serve several classes), scanning its first ``scan`` crops (default: all)."""
     count = len(dataset) if scan is None else min(scan, len(dataset))
