@@ -510,21 +510,23 @@ class Painter:
         images, latent, valid = [rgb1], z_a, valid1
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = classes[timestamp - 2], classes[timestamp - 1]
-            base, z_base, detail = images[-1], latent, None
+            base, z_base = images[-1], latent
             keep = before == after
             unchanged, hold = change_maps(
                 masks[timestamp - 2], masks[timestamp - 1], size, self.options.schedule
             )
             if self.options.exemplars:
                 rng = np.random.default_rng(block_seed(self.seed, block, timestamp))
-                base, filled, detail = exemplar_fill(base, valid, before, after, rng, self.bank)
+                base, filled = exemplar_fill(base, valid, before, after, rng, self.bank)
                 if filled.any():
-                    # Exemplars are kept like unchanged land: copied until i_change, then
-                    # harmonized to the new classes.
+                    # Exemplars are held like unchanged roads and buildings: copied until the
+                    # last steps, which harmonize them; released at i_change, the model would
+                    # repaint them in its own idea of the class (a bank exemplar's above all).
                     keep |= filled
                     z_base = self._encode(base, pad)
                     exemplar = to_latent(self._padded(filled, pad), size)
                     unchanged = torch.maximum(unchanged, exemplar)
+                    hold = torch.maximum(hold, exemplar)
             z_a, pin, name = z_base, None, f"t{timestamp}"
             if name in neighbours:
                 anchor_mask = self._anchor_mask(known, pad)
@@ -535,7 +537,7 @@ class Painter:
             if self.options.composition == "pixel":
                 weight = blend_weight(keep & valid)
                 base_decoded = self._decode(z_base, pad, height, width)
-                rgb = compose(base, decoded, base_decoded, weight, detail)
+                rgb = compose(base, decoded, base_decoded, weight)
             else:
                 rgb = to_uint8(decoded)
             if name in neighbours:

@@ -17,6 +17,9 @@ from safetensors.numpy import load_file, save_file
 from geochange.errors import InputError
 
 BANK_FILE = "exemplars.safetensors"
+MIN_SHARE = 0.5
+"""Least share of a crop, relative to the bank's best, that a class must cover for the crop
+to serve as its exemplar."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,11 @@ class ExemplarBank:
             )
 
     def crops_of(self, cls: int) -> np.ndarray:
-        """Indices of the crops that hold pixels of class ``cls``."""
-        return np.flatnonzero((self.classes == cls).any(axis=(1, 2)))
+        """Indices of the crops that class ``cls`` covers at least ``MIN_SHARE`` as much as the
+        crop it covers most: a crop holding a little of it (often mislabelled edges) gives
+        poor texture where another is full of it."""
+        shares = (self.classes == cls).mean(axis=(1, 2))
+        return np.flatnonzero((shares >= MIN_SHARE * shares.max()) & (shares > 0))
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / BANK_FILE

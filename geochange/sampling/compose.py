@@ -16,6 +16,10 @@ FEATHER = 8.0
 fades into the model's pixels."""
 
 
+VARIATION_SIGMA = 8.0
+"""Blur (pixels) of the model's variation before it is added to a kept image."""
+
+
 def blend_weight(keep: np.ndarray, band: float = FEATHER) -> np.ndarray:
     """(h, w) float32: 1 inside ``keep``, 0 outside, linear across ``band`` pixels on its edge."""
     if keep.all() or not keep.any():
@@ -27,20 +31,18 @@ def blend_weight(keep: np.ndarray, band: float = FEATHER) -> np.ndarray:
 
 
 def compose(
-    base: np.ndarray,
-    decoded: np.ndarray,
-    base_decoded: np.ndarray,
-    weight: np.ndarray,
-    detail: np.ndarray | None = None,
+    base: np.ndarray, decoded: np.ndarray, base_decoded: np.ndarray, weight: np.ndarray
 ) -> np.ndarray:
-    """``weight * (base + decoded - base_decoded) + (1 - weight) * decoded + detail`` as RGB
+    """``weight * (base + blur(decoded - base_decoded)) + (1 - weight) * decoded`` as RGB
     uint8.
 
     ``base`` is uint8 (3, h, w); ``decoded`` (the new latents) and ``base_decoded`` (the base's
-    latents) are float pixels on the same 0-255 scale; ``detail`` is texture added where the
-    pixels are the model's (see ``geochange.sampling.exemplars``).
+    latents) are float pixels on the same 0-255 scale. The variation is blurred by
+    ``VARIATION_SIGMA``: the decoder renders some of the base's edges that a re-textured latent
+    no longer holds, and their difference would take that detail out of the real image.
     """
-    out = decoded + weight * (base.astype(np.float32) - base_decoded)
-    if detail is not None:
-        out += detail
+    variation = ndimage.gaussian_filter(
+        decoded - base_decoded, (0, VARIATION_SIGMA, VARIATION_SIGMA)
+    )
+    out = weight * (base.astype(np.float32) + variation) + (1 - weight) * decoded
     return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -26,8 +26,6 @@ CELL = 64
 NEAR_BEST = 0.95
 """Placements covering at least this share of the best one's pixels count as the best; the
 nearest of them is taken, as land nearby looks most alike."""
-DETAIL_SIGMA = 2.0
-"""Blur (pixels) whose residual is a bank exemplar's detail."""
 
 
 def exemplar_fill(
@@ -38,30 +36,27 @@ def exemplar_fill(
     rng: np.random.Generator,
     bank: ExemplarBank | None = None,
     search: int = SEARCH,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """``rgb`` (3, h, w) with changed pixels filled from real pixels of their new class.
 
     ``valid`` marks the pixels of ``rgb`` that hold data; ``before``/``after`` are the class
     windows (model indices, ``NODATA``). New buildings take a whole real roof and cast a
     shadow (see ``geochange.sampling.roofs``); other exemplars come from the unchanged land of
-    the new class nearby. Returns the filled image, where it was filled, and the detail (float
-    (3, h, w), zero elsewhere) of a ``bank`` crop of the new class for the changed pixels left
-    over: they are the model's, and another image's colours would not match this one, but its
-    texture lends them the sharpness of real land.
+    the new class nearby, and what that leaves from the ``bank`` crop of the class whose scene
+    looks most like this one, brought to this image's brightness and contrast. Returns the
+    filled image and where it was filled (the rest is left to the model).
     """
     base = rgb.copy()
     filled = np.zeros(before.shape, bool)
-    detail = np.zeros(rgb.shape, np.float32)
     changed = (before != after) & (after != NODATA)
     fit_roofs(base, filled, rgb, valid, before, after, rng)
     cast_shadows(base, rgb, valid, before, after)
     for cls in np.unique(after[changed & ~filled]):
         source = _inner(valid & (before == cls) & (after == cls))
-        crops = np.array([], int) if bank is None else bank.crops_of(int(cls))
-        if len(crops):  # one bank crop per class, so that a large patch is of one texture
-            k = crops[rng.integers(len(crops))]
-            bank_source = _inner(bank.classes[k] == cls)
-            bank_detail = _high_pass(bank.images[k]) * _detail_gain(rgb, bank.images[k])
+        crop = None if bank is None else _nearest_scene(bank, int(cls), rgb, valid)
+        if crop is not None:  # one bank crop per class, so that a large patch is one texture
+            bank_source = _inner(bank.classes[crop] == cls)
+            bank_rgb = _match_scene(bank.images[crop], rgb, valid)
         labels, _ = ndimage.label(changed & ~filled & (after == cls))
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             for rows, cols in _cells(box):
@@ -70,28 +65,39 @@ def exemplar_fill(
                 around = (slice(r0, rows.stop + search), slice(c0, cols.stop + search))
                 home = (rows.start - r0, cols.start - c0)
                 _place(base[:, rows, cols], todo, source[around], rgb[(slice(None), *around)], home)
-                filled[rows, cols] |= (labels[rows, cols] == index) & ~todo
-                if todo.any() and len(crops):
+                if todo.any() and crop is not None:
                     anywhere = tuple(rng.integers(0, bank_source.shape))
-                    _place(detail[:, rows, cols], todo, bank_source, bank_detail, anywhere)
-    return base, filled, detail
+                    _place(base[:, rows, cols], todo, bank_source, bank_rgb, anywhere)
+                filled[rows, cols] |= (labels[rows, cols] == index) & ~todo
+    return base, filled
 
 
-def _high_pass(rgb: np.ndarray) -> np.ndarray:
-    """The detail of an RGB image: itself minus its blur at ``DETAIL_SIGMA`` pixels."""
-    pixels = rgb.astype(np.float32)
-    return pixels - ndimage.gaussian_filter(pixels, (0, DETAIL_SIGMA, DETAIL_SIGMA))
+def _scene(rgb: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and spread of an image's pixels (those in ``valid``)."""
+    pixels = rgb.reshape(3, -1) if valid is None else rgb[:, valid]
+    pixels = pixels.astype(np.float32)
+    return pixels.mean(axis=1), pixels.std(axis=1) + 1e-3
 
 
-def _detail_gain(rgb: np.ndarray, exemplar: np.ndarray) -> float:
-    """How much to soften an exemplar's detail so it is no sharper than the image it goes
-    into: another sensor's crisp sand would give the change away as a blur would."""
+def _nearest_scene(bank: ExemplarBank, cls: int, rgb: np.ndarray, valid: np.ndarray) -> int | None:
+    """The bank crop holding class ``cls`` whose mean colour is nearest this image's."""
+    crops = bank.crops_of(cls)
+    if len(crops) == 0 or not valid.any():
+        return None
+    mean, _ = _scene(rgb, valid)
+    distance = [np.abs(_scene(bank.images[k])[0] - mean).sum() for k in crops]
+    return int(crops[int(np.argmin(distance))])
 
-    def energy(image: np.ndarray) -> float:
-        luminance = image.astype(np.float32).mean(axis=0)
-        return float(np.mean(np.diff(luminance, axis=0) ** 2) + np.mean(np.diff(luminance) ** 2))
 
-    return min(1.0, (energy(rgb) / max(energy(exemplar), 1e-6)) ** 0.5)
+def _match_scene(exemplar: np.ndarray, rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``exemplar`` with its scene's per-band mean and spread moved to those of ``rgb``, the
+    spread never raised: another sensor, season and sun, undone to first order, while the
+    class keeps its place among the scene's colours."""
+    mean, spread = _scene(rgb, valid)
+    bank_mean, bank_spread = _scene(exemplar)
+    gain = np.minimum(spread / bank_spread, 1.0)[:, None, None]
+    out = (exemplar - bank_mean[:, None, None]) * gain + mean[:, None, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def _inner(source: np.ndarray) -> np.ndarray:
