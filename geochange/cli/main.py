@@ -13,6 +13,7 @@ import traceback
 import click
 
 from geochange import __version__
+from geochange.cli.acquisitions import acquisitions
 from geochange.cli.dataset import dataset
 from geochange.cli.evaluate import evaluate
 from geochange.cli.events import events
@@ -74,6 +75,7 @@ def cli() -> None:
 
 cli.add_command(simulate)
 cli.add_command(events)
+cli.add_command(acquisitions)
 cli.add_command(example)
 cli.add_command(synth)
 cli.add_command(train)
