@@ -38,6 +38,7 @@ from rasterio.enums import ColorInterp
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from geochange.acquisition import Acquisition, apply_acquisition
 from geochange.classes import (
     CLASS_NAMES,
     NODATA,
@@ -248,11 +249,13 @@ class PairResult:
 
 @dataclass(frozen=True)
 class PairMaker:
-    """What every task shares: the events, the seed, and the painter (or how to build it)."""
+    """What every task shares: the events, the seed, the painter (or how to build it) and the
+    acquisition differences of t2."""
 
     events: tuple[Event, ...]
     seed: int
     painter: Painter | PainterSpec
+    acquisition: Acquisition
 
 
 def simulate_pair(
@@ -289,7 +292,12 @@ def make_pair(maker: PairMaker, job: PairJob) -> PairResult:
     unknown = np.zeros(job.t1.shape, bool)
     paint = BlockJob(block, [job.t1, t2], {}, unknown, (job.rgb, job.valid))
     images, _, model_s, _ = paint_task(maker.painter, paint)
-    return PairResult(job, t2, event, images[1], model_s)
+    after = images[1]
+    if not maker.acquisition.is_identity():
+        seed = int(np.random.SeedSequence([maker.seed, job.index, 0xAC0]).generate_state(1)[0])
+        gsd = float(np.sqrt(np.prod(job.pixel_size_m)))
+        after = apply_acquisition(after, t2, maker.acquisition, seed, (0, 0), gsd)
+    return PairResult(job, t2, event, after, model_s)
 
 
 @dataclass
@@ -340,7 +348,12 @@ def make_dataset(
     with folder as partial_dir:
         done = folder.start(parameters)
         todo = [i for i in range(pairs) if i not in done]
-        maker = PairMaker(tuple(events), seed, painter.spec if scheduler.distributed else painter)
+        maker = PairMaker(
+            tuple(events),
+            seed,
+            painter.spec if scheduler.distributed else painter,
+            painter.options.acquisition,
+        )
         jobs = (_job(source, weights, size, seed, index) for index in todo)
         reporter.stage("pairs", pairs)
         reporter.advance(len(done))

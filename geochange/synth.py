@@ -30,6 +30,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
+from geochange.acquisition import PRESETS, Acquisition, apply_acquisition, margin
 from geochange.classes import NODATA
 from geochange.distributed import Scheduler, worker_cached
 from geochange.errors import InputError
@@ -81,6 +82,9 @@ class SamplingOptions:
     """``pixel``: each image after t1 keeps the one before it where land did not change, plus
     the model's variation (``t2 = t1 + D(z2) - D(z1)``), and is the model's only where it did;
     ``latent``: every pixel is decoded from the latents, as in the paper (for ablations)."""
+    acquisition: Acquisition = field(default_factory=lambda: PRESETS["mild"])
+    """How the acquisition of each image after t1 differs from t1's (``geochange.acquisition``):
+    applied after painting, never to the labels."""
     exemplars: bool = True
     """Changed land starts from real pixels of its new class (cut from the image before it, or
     from the model's exemplar bank) which the model harmonizes; off: from the model alone."""
@@ -128,7 +132,13 @@ class SamplingOptions:
 
     @classmethod
     def from_dict(cls, values: dict) -> SamplingOptions:
-        return cls(**{**values, "schedule": ChangeSchedule(**values["schedule"])})
+        return cls(
+            **{
+                **values,
+                "schedule": ChangeSchedule(**values["schedule"]),
+                "acquisition": Acquisition(**values["acquisition"]),
+            }
+        )
 
 
 def resolve_model(spec: str) -> Path:
@@ -445,7 +455,7 @@ class Painter:
                     raster.dataset.set_band_description(band, f"{colour} {name}")
             for block in plan.blocks():
                 for name, raster in rasters.items():
-                    raster.write(block.core, painted[name].read(block.core))
+                    raster.write(block.core, self._acquired(plan, name, block, scratch, painted))
                     if name == "t1":
                         valid = painted["valid"].read(block.core) > 0
                     else:
@@ -458,6 +468,39 @@ class Painter:
             for raster in rasters.values():
                 raster.discard()
         return files
+
+    def _acquired(
+        self,
+        plan: Plan,
+        name: str,
+        block: Block,
+        scratch: dict[str, ScratchRaster],
+        painted: dict[str, ScratchRaster],
+    ) -> np.ndarray:
+        """A block core of painted image ``name`` with its acquisition differences (none for
+        t1), computed over the core plus the context they need so that cores join exactly."""
+        acquisition = self.options.acquisition
+        if name == "t1" or acquisition.is_identity():
+            return painted[name].read(block.core)
+        grid, gsd = plan.grid, float(np.sqrt(np.prod(plan.grid.pixel_size_m())))
+        extra = margin(acquisition, gsd)
+        core = block.core
+        top, left = max(int(core.row_off) - extra, 0), max(int(core.col_off) - extra, 0)
+        bottom = min(int(core.row_off + core.height) + extra, grid.height)
+        right = min(int(core.col_off + core.width) + extra, grid.width)
+        window = Window(left, top, right - left, bottom - top)
+        seed = int(np.random.SeedSequence([self.seed, int(name[1:]), 0xAC0]).generate_state(1)[0])
+        rgb = apply_acquisition(
+            painted[name].read(window),
+            scratch[name].read(window),
+            acquisition,
+            seed,
+            (top, left),
+            gsd,
+        )
+        rows = slice(int(core.row_off) - top, int(core.row_off) - top + int(core.height))
+        cols = slice(int(core.col_off) - left, int(core.col_off) - left + int(core.width))
+        return rgb[:, rows, cols]
 
     def paint_block(
         self,
@@ -511,6 +554,9 @@ class Painter:
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = classes[timestamp - 2], classes[timestamp - 1]
             base, z_base = images[-1], latent
+            previous = f"t{timestamp - 1}"
+            if previous in neighbours:  # the base is what was painted there, not a re-render
+                base = np.where(known, neighbours[previous], base)
             keep = before == after
             unchanged, hold = change_maps(
                 masks[timestamp - 2], masks[timestamp - 1], size, self.options.schedule

@@ -207,7 +207,15 @@ def test_real_tile_keeps_the_place_and_changed_land_is_as_sharp(palu, tmp_path: 
 
 def test_latent_composition_is_the_papers_mush(palu, tmp_path: Path):
     """The ablation switch: every t2 pixel decoded from latents loses t1's detail."""
-    run = _synth(palu, tmp_path / "latent", "--composition", "latent", "--no-exemplars")
+    run = _synth(
+        palu,
+        tmp_path / "latent",
+        "--composition",
+        "latent",
+        "--no-exemplars",
+        "--acquisition",
+        "none",
+    )
     unchanged = run["change"] == 0
     assert sharpness_ratio(run["t1"], run["t2"], unchanged) < 0.5
     assert run["run"]["sampling"]["exemplars"] is False
@@ -221,3 +229,19 @@ def test_exemplar_fill_ignores_no_data():
         rgb, np.ones(before.shape, bool), before, after, np.random.default_rng(0)
     )
     assert not filled.any()
+
+
+def test_acquisition_changes_t2_and_nothing_else(palu, tmp_path: Path):
+    """--acquisition: t2 looks like another day (lower unchanged-land correlation), while t1,
+    the land cover and the change labels stay byte for byte; it is recorded in run.json."""
+    plain = _synth(palu, tmp_path / "none", "--acquisition", "none", "--steps", "4")
+    other = _synth(palu, tmp_path / "real", "--acquisition", "realistic", "--steps", "4")
+    for name in ("t1", "change", "t1_landcover", "t2_landcover"):
+        np.testing.assert_array_equal(plain[name], other[name])
+    unchanged = plain["change"] == 0
+    before = masked_correlation(plain["t1"], plain["t2"], unchanged)
+    after = masked_correlation(other["t1"], other["t2"], unchanged)
+    assert after < before - 0.1 and 0.3 < after < 0.9
+    recorded = other["run"]["sampling"]["acquisition"]
+    assert recorded["misregistration"] == 1.5 and recorded["season"] == "summer"
+    assert plain["run"]["sampling"]["acquisition"]["radiometry"] == 0.0

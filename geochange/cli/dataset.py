@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from geochange.acquisition import parse_acquisition
 from geochange.cli.options import (
     json_opt,
     output_opt,
@@ -16,7 +17,16 @@ from geochange.cli.options import (
 from geochange.cli.reporting import emit, make_reporter
 from geochange.cli.synth import synth
 
-SHARED = ("model_spec", "steps", "sampler", "precision", "composition", "exemplars", "device")
+SHARED = (
+    "model_spec",
+    "steps",
+    "sampler",
+    "precision",
+    "composition",
+    "acquisition_spec",
+    "exemplars",
+    "device",
+)
 """Options of `synth` that mean the same here."""
 
 
@@ -89,6 +99,7 @@ def dataset(
     sampler: str,
     precision: str,
     composition: str,
+    acquisition_spec: str,
     exemplars: bool,
     device: str,
 ) -> None:
@@ -145,6 +156,7 @@ def dataset(
         batch_size=1,
         precision=precision,
         composition=composition,
+        acquisition=parse_acquisition(acquisition_spec),
         exemplars=exemplars,
         threads=1,
     )

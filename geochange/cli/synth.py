@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from geochange.acquisition import parse_acquisition
 from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.cli.simulate import simulate as simulate_command
 from geochange.distributed import open_scheduler
@@ -67,6 +68,16 @@ from geochange.simulate import describe, open_inputs, plan_for
     help="pixel: each image after t1 keeps the image before where land did not change (its "
     "real pixels plus the model's variation) and takes the model's where it changed; latent: "
     "every pixel decoded from the latents, as in the ChangeAnywhere paper.",
+)
+@click.option(
+    "--acquisition",
+    "acquisition_spec",
+    default="mild",
+    show_default=True,
+    metavar="PRESET|NAME=VALUE,...",
+    help="How t2 (and later images) differ from t1 as another acquisition would, labels "
+    "untouched: a preset (none, mild, realistic, strong), NAME=VALUE pairs, or a preset then "
+    "overrides (realistic,noise=0.03). `geochange acquisitions` lists the controls with units.",
 )
 @click.option(
     "--exemplars/--no-exemplars",
@@ -158,6 +169,7 @@ def synth(
     precision: str,
     guidance: float,
     composition: str,
+    acquisition_spec: str,
     exemplars: bool,
     device: str,
     compile_unet: bool,
@@ -196,6 +208,7 @@ def synth(
         batch_size,
         precision,
         composition=composition,
+        acquisition=parse_acquisition(acquisition_spec),
         exemplars=exemplars,
         compile=compile_unet,
         threads=threads,

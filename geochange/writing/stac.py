@@ -134,8 +134,13 @@ def lineage(summary: dict) -> str:
         text += (
             f" {first}images painted by the ChangeAnywhere sampler with model "
             f"{Path(model['path']).name} (preset {model['preset']}, sha256 {model['sha256']}), "
-            f"{sampling['sampler']} {sampling['steps']} steps."
+            f"{sampling['sampler']} {sampling['steps']} steps, {sampling['composition']} "
+            f"composition, exemplars {'on' if sampling['exemplars'] else 'off'}."
         )
+        acquisition = {k: v for k, v in sampling["acquisition"].items() if v not in (0, "none")}
+        if acquisition:
+            settings = ", ".join(f"{k}={v}" for k, v in acquisition.items())
+            text += f" Acquisition differences applied to the images after t1: {settings}."
     return text
 
 
