@@ -79,9 +79,10 @@ class SamplingOptions:
     precision: str = "fp32"
     schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
     composition: str = "pixel"
-    """``pixel``: each image after t1 keeps the one before it where land did not change, plus
-    the model's variation (``t2 = t1 + D(z2) - D(z1)``), and is the model's only where it did;
-    ``latent``: every pixel is decoded from the latents, as in the paper (for ablations)."""
+    """``pixel``: each image after t1 keeps the one before it where land did not change (and
+    exemplars where it did), plus the model's variation (``t2 = t1 + blur(D(z2) - D(z1))``),
+    and is the model's only elsewhere (``geochange.sampling.compose``); ``latent``: every
+    pixel is decoded from the latents, as in the paper (for ablations)."""
     acquisition: Acquisition = field(default_factory=lambda: PRESETS["mild"])
     """How the acquisition of each image after t1 differs from t1's (``geochange.acquisition``):
     applied after painting, never to the labels."""

@@ -1,6 +1,7 @@
 """The README's before/after figure: full-resolution crops of one real place, t1 | t2 as the
-paper composes it (every pixel decoded from latents) | t2 as geochange composes it (the real
-image kept where land did not change, exemplars where it did) | the change outlined.
+paper composes it (every pixel decoded from latents, no acquisition differences) | t2 as
+geochange composes it by default (the real image kept where land did not change, exemplars
+where it did, ``mild`` acquisition differences) | the change outlined.
 
     .venv/bin/python scripts/before_after.py [--data ../shared/data] [-o docs/before_after.png]
 
@@ -18,6 +19,7 @@ import numpy as np
 import rasterio
 from scipy import ndimage
 
+from geochange.acquisition import PRESETS
 from geochange.classes import BUILDING, TREE, WATER
 from geochange.simulate import open_inputs
 from geochange.synth import SamplingOptions, synthesize
@@ -59,9 +61,8 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/before_after.png"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
-        paper = _run(
-            args.data, Path(work) / "latent", SamplingOptions(composition="latent", exemplars=False)
-        )
+        paper = SamplingOptions(composition="latent", exemplars=False, acquisition=PRESETS["none"])
+        paper = _run(args.data, Path(work) / "latent", paper)
         ours = _run(args.data, Path(work) / "pixel", SamplingOptions())
     changed = ours["change"] == 1
     before, after = ours["t1_landcover"] - 1, ours["t2_landcover"] - 1
