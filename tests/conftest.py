@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GEOCHANGE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -46,6 +47,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def crop_openearthmap(
+    shared_data: Path, tile: str, window: Window, folder: Path
+) -> tuple[Path, Path]:
+    """A window of a real OpenEarthMap tile: its label and image as GeoTIFFs in ``folder``."""
+    paths = []
+    for kind in ("labels", "images"):
+        with rasterio.open(shared_data / "openearthmap" / kind / f"{tile}.tif") as src:
+            data = src.read(window=window)
+            profile = {**src.profile, "width": int(window.width), "height": int(window.height)}
+            profile["transform"] = src.window_transform(window)
+        paths.append(folder / f"{kind}.tif")
+        with rasterio.open(paths[-1], "w", **profile) as dst:
+            dst.write(data)
+    return paths[0], paths[1]
 
 
 def write_raster(

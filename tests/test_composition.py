@@ -18,6 +18,7 @@ from geochange.evaluation.metrics import masked_correlation, sharpness, sharpnes
 from geochange.model.bank import ExemplarBank
 from geochange.sampling import blend_weight, compose, exemplar_fill
 from geochange.sampling.roofs import cast_shadows, fit_roofs, shadow_of_buildings
+from tests.conftest import crop_openearthmap
 
 GRASS, TREE, WATER = 1, 4, 5
 
@@ -152,18 +153,8 @@ def test_no_buildings_no_shadows():
 @pytest.fixture(scope="module")
 def palu(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 384 px crop of the real OpenEarthMap tile palu_8 (houses, trees, shore) and its image."""
-    folder = tmp_path_factory.mktemp("palu")
     window = Window(0, 256, 384, 384)
-    paths = []
-    for kind in ("labels", "images"):
-        with rasterio.open(shared_data / "openearthmap" / kind / "palu_8.tif") as src:
-            data = src.read(window=window)
-            profile = {**src.profile, "width": 384, "height": 384}
-            profile["transform"] = src.window_transform(window)
-        paths.append(folder / f"{kind}.tif")
-        with rasterio.open(paths[-1], "w", **profile) as dst:
-            dst.write(data)
-    return paths[0], paths[1]
+    return crop_openearthmap(shared_data, "palu_8", window, tmp_path_factory.mktemp("palu"))
 
 
 def _synth(palu: tuple[Path, Path], out: Path, *options: str) -> dict[str, np.ndarray]:

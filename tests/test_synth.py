@@ -42,7 +42,7 @@ from geochange.synth import (
     painted_mask,
 )
 from geochange.writing.preview import GAP, OUTLINE
-from tests.conftest import write_raster
+from tests.conftest import crop_openearthmap, write_raster
 
 FAST = ["--steps", "4", "--tile-size", "64", "--overlap", "16", "--device", "cpu", "--json"]
 
@@ -100,18 +100,8 @@ def test_dpm_sampler_and_blocks(region: Path, model_dir: Path, tmp_path: Path):
 @pytest.fixture(scope="module")
 def houston(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A 192 px crop of a real OpenEarthMap label and its image."""
-    folder = tmp_path_factory.mktemp("houston")
     window = Window(400, 400, 192, 192)
-    paths = []
-    for kind in ("labels", "images"):
-        with rasterio.open(shared_data / "openearthmap" / kind / "houston_16.tif") as src:
-            data = src.read(window=window)
-            profile = {**src.profile, "width": 192, "height": 192}
-            profile["transform"] = src.window_transform(window)
-        paths.append(folder / f"{kind}.tif")
-        with rasterio.open(paths[-1], "w", **profile) as dst:
-            dst.write(data)
-    return paths[0], paths[1]
+    return crop_openearthmap(shared_data, "houston_16", window, tmp_path_factory.mktemp("h"))
 
 
 def test_image_mode_keeps_the_real_image(houston: tuple[Path, Path], model_dir: Path, tmp_path):
