@@ -19,7 +19,6 @@ folder is renamed to ``OUT`` when the last pair is written.
 from __future__ import annotations
 
 import csv
-import fcntl
 import hashlib
 import io
 import json
@@ -64,6 +63,7 @@ from geochange.synth import (
     paint_task,
 )
 from geochange.training.data import DEFAULT_SCHEMES, find_pairs
+from geochange.writing.folder import FolderLock, check_replaceable, output_path, publish
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "levir": ("A", "B", "label"),
@@ -344,7 +344,7 @@ def make_dataset(
         "source": source.describe(),
         "model": {**painter.fingerprint(), "device": str(painter.device)},
     }
-    folder = PartialFolder(output, overwrite, resume)
+    folder = PartialFolder(output, overwrite, resume, [source.root])
     with folder as partial_dir:
         done = folder.start(parameters)
         todo = [i for i in range(pairs) if i not in done]
@@ -537,8 +537,11 @@ class PartialFolder:
     folder, with the log of its finished pairs, for ``resume``. A lock keeps two runs out of it.
     """
 
-    def __init__(self, path: str | Path, overwrite: bool, resume: bool) -> None:
-        self.path = Path(path).absolute()
+    def __init__(
+        self, path: str | Path, overwrite: bool, resume: bool, inputs: Sequence[Path] = ()
+    ) -> None:
+        """Takes the lock, then checks; ``inputs`` are folders an overwrite must not delete."""
+        self.path = output_path(path)
         self.partial = self.path.parent / f".{self.path.name}.partial"
         self.resume = resume
         if overwrite and resume:
@@ -546,41 +549,37 @@ class PartialFolder:
                 "--overwrite and --resume exclude each other",
                 "--resume goes on with an unfinished run, --overwrite starts over",
             )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FolderLock(self.path)
+        self._lock.acquire()
+        try:
+            self._check(overwrite, inputs)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _check(self, overwrite: bool, inputs: Sequence[Path]) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"output {self.path} exists and is not a folder")
         if self.path.exists() and not overwrite:
-            finished = " and is finished: there is nothing to resume" if resume else ""
+            finished = " and is finished: there is nothing to resume" if self.resume else ""
             raise InputError(
                 f"output folder {self.path} already exists{finished}",
                 "choose another -o/--output or add --overwrite to replace it",
             )
-        if self.partial.is_dir() and not (resume or overwrite):
+        if self.path.exists():
+            check_replaceable(self.path, inputs)
+        if self.partial.is_dir() and not (self.resume or overwrite):
             raise InputError(
                 f"an unfinished run of {self.path} is in {self.partial}",
                 "add --resume to go on with it, or --overwrite to start over",
             )
-        self._lock: int | None = None
 
     def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock)
-            raise InputError(
-                f"another geochange run is writing {self.path} right now",
-                "wait for it to finish, or choose another -o/--output",
-            ) from None
-        self._lock = lock
         if not self.resume:
             shutil.rmtree(self.partial, ignore_errors=True)
         self.partial.mkdir(exist_ok=True)
         return self.partial
-
-    @property
-    def _lock_path(self) -> Path:
-        return self.path.parent / f".{self.path.name}.lock"
 
     def start(self, parameters: dict) -> dict[int, dict]:
         """The records of the pairs already done; a resume with other ``parameters`` is refused.
@@ -624,18 +623,9 @@ class PartialFolder:
             if exc_type is None:
                 (self.partial / LOG).unlink()
                 (self.partial / PARAMS).unlink()
-                if self.path.exists():
-                    old = self.path.parent / f".{self.path.name}.old"
-                    shutil.rmtree(old, ignore_errors=True)
-                    self.path.rename(old)
-                    self.partial.rename(self.path)
-                    shutil.rmtree(old)
-                else:
-                    self.partial.rename(self.path)
+                publish(self.partial, self.path)
         finally:
-            if self._lock is not None:
-                self._lock_path.unlink(missing_ok=True)
-                os.close(self._lock)
+            self._lock.release()
 
 
 def _write_atomic(path: Path, text: str) -> None:

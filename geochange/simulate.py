@@ -244,28 +244,32 @@ def simulate(
         raise InputError("--timestamps must be at least 2")
     reporter = reporter or Reporter()
     scheduler = scheduler or Scheduler()
-    folder = OutputFolder(output, overwrite, resume)
-    plan = plan_for(inputs, block_size)
-    grid = inputs.grid
-    # per timestamp: land cover scratch and outputs; an image's scratch, partial file and COG
-    per_pixel = 2.1 + (9.5 if painter is not None else 0)
-    per_pixel *= timestamps
-    folder.require_space(int(grid.width * grid.height * per_pixel) + 10_000_000)
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    inputs_info = {k: _file_info(p) for k, p in inputs.paths.items()}
-    key = run_key(
-        {
-            **describe(inputs, plan, folder.path),
-            "seed": seed,
-            "timestamps": timestamps,
-            "inputs": {k: v["sha256"] for k, v in inputs_info.items()},
-            "painter": None if painter is None else painter.fingerprint(),
-            "geochange": __version__,
-        }
-    )
-    if resume:
-        Manifest.verify(folder.partial, key)
+    folder = OutputFolder(output, overwrite, resume, inputs.paths.values())
+    try:
+        plan = plan_for(inputs, block_size)
+        grid = inputs.grid
+        # per timestamp: land cover scratch and outputs; an image's scratch, partial file and COG
+        per_pixel = 2.1 + (9.5 if painter is not None else 0)
+        per_pixel *= timestamps
+        folder.require_space(int(grid.width * grid.height * per_pixel) + 10_000_000)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        inputs_info = {k: _file_info(p) for k, p in inputs.paths.items()}
+        key = run_key(
+            {
+                **describe(inputs, plan, folder.path),
+                "seed": seed,
+                "timestamps": timestamps,
+                "inputs": {k: v["sha256"] for k, v in inputs_info.items()},
+                "painter": None if painter is None else painter.fingerprint(),
+                "geochange": __version__,
+            }
+        )
+        if resume:
+            Manifest.verify(folder.partial, key)
+    except BaseException:
+        folder.release()
+        raise
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"),
         folder as partial,

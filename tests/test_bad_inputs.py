@@ -9,6 +9,7 @@ traceback, and nothing in the output's parent folder.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from geochange.cli.main import cli
 from geochange.errors import InputError
 from geochange.simulate import open_inputs, simulate
 from geochange.writing import geotiff
+from geochange.writing.folder import MARKER
 from tests.conftest import write_raster
 
 UTM = "EPSG:32633"
@@ -112,14 +114,43 @@ def test_unknown_event_and_parameter(region, tmp_path):
 
 def test_output_folder_exists_needs_overwrite(region, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    attempt(region, out, events="regrowth")
+    old = (out / "t2_landcover.tif").read_bytes()
     with pytest.raises(InputError, match="(?s)already exists.*--overwrite"):
         attempt(region, out)
-    assert (out / "keep.txt").read_text() == "mine"
+    assert (out / "t2_landcover.tif").read_bytes() == old
     with open_inputs(region, events="building_add:count=3") as inputs:
         simulate(inputs, out, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "change.tif").is_file()
+    assert (out / "t2_landcover.tif").read_bytes() != old and (out / MARKER).is_file()
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_overwrite_never_replaces_a_folder_geochange_did_not_write(region, tmp_path):
+    """Only outputs (they hold the marker) are replaced; the user's files stay."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    refused = pytest.raises(InputError, match="(?s)geochange did not write it.*delete this one")
+    with refused, open_inputs(region, events="regrowth") as inputs:
+        simulate(inputs, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "region.tif"]
+    (out / "keep.txt").unlink()
+    with open_inputs(region, events="regrowth") as inputs:
+        simulate(inputs, out, overwrite=True)
+    assert (out / "t2_landcover.tif").is_file()
+
+
+def test_overwrite_never_replaces_a_folder_holding_an_input(region, tmp_path):
+    """A finished output that holds this run's input (as t2 of a first run, chained) stays."""
+    first = attempt(region, tmp_path / "out", events="regrowth").output
+    chained = first / "t2_landcover.tif"
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+    refused = pytest.raises(InputError, match=f"(?s)refusing to replace {first}: it holds")
+    with refused, open_inputs(chained, events="regrowth") as inputs:
+        simulate(inputs, first, overwrite=True)
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+    assert not list(tmp_path.glob(".out.*"))
 
 
 def test_disk_too_small_fails_before_writing(region, tmp_path, monkeypatch):
@@ -244,12 +275,18 @@ def geochange(*args: object) -> Result:
 
 def assert_refused(result: Result, output: Path, *fragments: str) -> str:
     """Exit status 2, an ``Error:`` holding every fragment, no traceback, nothing written."""
+    error = assert_refused_beside(result, *fragments)
+    assert_nothing_written(output)
+    return error
+
+
+def assert_refused_beside(result: Result, *fragments: str) -> str:
+    """Exit status 2 and an ``Error:`` holding every fragment, without a traceback."""
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     error = result.stderr[result.stderr.index("Error: ") :]
     for fragment in fragments:
         assert fragment in error, error
-    assert_nothing_written(output)
     return error
 
 
@@ -598,6 +635,62 @@ def test_output_problems_via_cli(region, tmp_path):
     under = tmp_path / "afile" / "out"
     done = geochange("simulate", region, "--events", "regrowth", "-o", under)
     assert_refused(done, under, f"{tmp_path / 'afile'} is not a writable folder")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` by relative path, hidden ones too."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("cwd", "output", "message"),
+    [
+        ("work", ".", "it is the current folder or holds it"),
+        ("work/sub", "..", "it is the current folder or holds it"),
+        (".", "work", "it holds the input"),
+        ("work", "", "the output folder name is empty"),
+    ],
+    ids=["dot", "dot-dot", "folder-of-the-input", "empty-name"],
+)
+def test_overwrite_never_deletes_the_users_folders_via_cli(
+    region, tmp_path, monkeypatch, cwd, output, message
+):
+    """`-o . --overwrite` in the folder of the data deleted it all; even a folder geochange
+    wrote (with its marker) is kept when it is the current folder or holds an input."""
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / MARKER).write_text("as if an old output")
+    local = work / "region.tif"
+    local.write_bytes(region.read_bytes())
+    before = snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path / cwd)
+    done = geochange("simulate", local, "--events", "regrowth", "-o", output, "--overwrite")
+    assert_refused_beside(done, message)
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["region.tif", "work"]
+
+
+def test_one_output_folder_one_run(region, tmp_path, monkeypatch):
+    """A second run started while the first hashes its inputs is refused with the first's PID;
+    the first finishes and its result is the one on disk."""
+    import geochange.simulate as simulate_module
+
+    out, seen = tmp_path / "out", []
+    hash_file = simulate_module._file_info
+
+    def hash_while_another_run_starts(path):
+        if not seen:
+            seen.append(geochange("simulate", region, "--events", "regrowth", "-o", out))
+        return hash_file(path)
+
+    monkeypatch.setattr(simulate_module, "_file_info", hash_while_another_run_starts)
+    done = geochange("simulate", region, "--events", "building_add:count=3", "-o", out)
+    assert done.exit_code == 0, done.output
+    error = assert_refused_beside(seen[0], f"another geochange run (PID {os.getpid()}) is writing")
+    assert "unfinished run" not in error
+    summary = json.loads((out / "run.json").read_text())
+    assert [e["name"] for e in summary["events"]] == ["building_add"]
+    assert not list(tmp_path.glob(".out*"))
 
 
 def test_read_only_output_folder_via_cli(region, tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from geochange.example import example_landcover
 from geochange.model import SemanticLDM, preset
 from geochange.simulate import open_inputs, simulate
 from geochange.synth import SamplingOptions, model_hash, synthesize
+from geochange.writing.folder import MARKER
 from geochange.writing.preview import write_preview
 from geochange.writing.stac import footprint, write_item
 from tests.conftest import write_raster
@@ -68,7 +69,7 @@ def check_item(folder: Path, validator: JsonSchemaSTACValidator) -> pystac.Item:
     for asset in item.assets.values():
         assert asset.href.startswith("./") and asset.roles
         assert Path(asset.get_absolute_href()).is_file()
-    files = {p.name for p in folder.iterdir()} - {"item.json"}
+    files = {p.name for p in folder.iterdir()} - {"item.json", MARKER}
     assert {Path(a.href).name for a in item.assets.values()} == files
 
     proj = ProjectionExtension.ext(item)

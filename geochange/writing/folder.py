@@ -1,9 +1,15 @@
-"""An output folder that appears only when complete.
+"""An output folder that appears only when complete, and never at the cost of the user's files.
 
 Everything is written into a hidden sibling folder, which is renamed to the requested name once
 the run has finished, so a folder with the requested name is always a finished one. A run that
 fails or is interrupted (Ctrl-C, SIGTERM) removes its hidden folder; one that is killed outright
-leaves it behind, and ``resume`` continues it. A lock keeps two runs out of one folder.
+leaves it behind, and ``resume`` continues it.
+
+One output folder, one run: a lock beside it is taken before anything else is looked at, so
+two runs cannot both find the folder free. Replacing a folder is refused unless geochange wrote
+it (it holds ``MARKER``), and when it holds an input or the current folder, so a mistyped
+``-o .`` cannot delete the user's data. Outputs are flushed to disk before the final rename, so
+after a power cut a folder with the requested name is still a complete one.
 """
 
 from __future__ import annotations
@@ -12,28 +18,138 @@ import errno
 import fcntl
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
 from geochange.errors import InputError
 
+MARKER = ".geochange"
+"""The file every finished output folder holds; only folders with it may be replaced."""
+MARKER_TEXT = "This folder was written by geochange; a run with --overwrite may replace it.\n"
+
+
+def output_path(path: str | Path) -> Path:
+    """The absolute path of an output folder, with ``..`` resolved; an empty name is refused."""
+    if not str(path).strip():
+        raise InputError("the output folder name is empty", "name a folder, e.g. -o out")
+    return Path(os.path.abspath(path))
+
+
+def check_replaceable(path: Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Refuse to replace folder ``path`` when that would delete something besides an old output:
+    the current folder or one above it, a folder holding an input, a folder geochange did not
+    write (without ``MARKER``, unless empty)."""
+    real = path.resolve()
+    here = Path.cwd().resolve()
+    if real == here or real in here.parents:
+        raise InputError(
+            f"refusing to replace {path}: it is the current folder or holds it",
+            "name a new output folder (e.g. -o out); replacing only ever deletes old outputs",
+        )
+    for source in inputs:
+        if Path(source).resolve().is_relative_to(real):
+            raise InputError(
+                f"refusing to replace {path}: it holds the input {source}",
+                "write to another output folder, or move the input out of it first",
+            )
+    if not (path / MARKER).is_file() and any(path.iterdir()):
+        raise InputError(
+            f"refusing to replace {path}: geochange did not write it (it has no {MARKER} file)",
+            "choose another output folder, or delete this one yourself if nothing in it is needed",
+        )
+
+
+class FolderLock:
+    """An exclusive ``flock`` on ``.NAME.lock`` beside output ``path``, holding the owner's PID."""
+
+    def __init__(self, path: Path) -> None:
+        self.output = path
+        self.path = path.parent / f".{path.name}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or say which run holds it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                os.close(fd)
+                pid = f" (PID {owner})" if owner.isdigit() else ""
+                raise InputError(
+                    f"another geochange run{pid} is writing {self.output} right now",
+                    "wait for it to finish, or choose another output folder",
+                ) from None
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+            # the owner removed the file between our open and flock: lock the new one
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
+def sync_tree(folder: Path) -> None:
+    """fsync every file and folder below ``folder`` (and it), so what is renamed is on disk."""
+    for root, _, files in os.walk(folder):
+        for name in files:
+            _fsync(Path(root) / name)
+        _fsync(Path(root))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(partial: Path, path: Path) -> None:
+    """Rename the finished ``partial`` folder to ``path``, replacing an old output there; the
+    old one is deleted only once the new one is in place."""
+    (partial / MARKER).write_text(MARKER_TEXT)
+    sync_tree(partial)
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        path.rename(old)
+        partial.rename(path)
+        shutil.rmtree(old)
+    else:
+        partial.rename(path)
+    _fsync(path.parent)
+
 
 class OutputFolder:
-    """Context manager yielding the temporary folder to write into."""
+    """Context manager yielding the temporary folder to write into.
 
-    def __init__(self, path: str | Path, overwrite: bool = False, resume: bool = False) -> None:
-        self.path = Path(path).absolute()
+    The lock is taken on construction; a caller that fails before entering calls
+    ``release``. ``inputs`` are the files the run reads, which an overwrite must not delete.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        overwrite: bool = False,
+        resume: bool = False,
+        inputs: Iterable[str | Path] = (),
+    ) -> None:
+        self.path = output_path(path)
         self.overwrite = overwrite
         self.resume = resume
         self.partial = self.path.parent / f".{self.path.name}.partial"
-        unfinished = self.partial.is_dir()
-        if self.path.exists() and not overwrite and not (resume and unfinished):
-            raise InputError(
-                f"output folder {self.path} already exists",
-                "choose another -o/--output or add --overwrite to replace it",
-            )
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"output {self.path} exists and is not a folder")
         parent = self.path.parent
         existing = next(p for p in (parent, *parent.parents) if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK):
@@ -42,8 +158,29 @@ class OutputFolder:
                 "choose an -o/--output in a folder you can write to",
             )
         self._existing = existing
-        self._lock: int | None = None
-        if unfinished and not (resume or overwrite):
+        self._created = [p for p in (parent, *parent.parents) if not p.exists()]
+        parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FolderLock(self.path)
+        try:
+            self._lock.acquire()
+            self._check(list(inputs))
+        except BaseException:
+            self.release()
+            raise
+
+    def _check(self, inputs: list[str | Path]) -> None:
+        """What is decided under the lock, so no other run can change it meanwhile."""
+        unfinished = self.partial.is_dir()
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"output {self.path} exists and is not a folder")
+        if self.path.exists() and not self.overwrite and not (self.resume and unfinished):
+            raise InputError(
+                f"output folder {self.path} already exists",
+                "choose another -o/--output or add --overwrite to replace it",
+            )
+        if self.path.exists():
+            check_replaceable(self.path, inputs)
+        if unfinished and not (self.resume or self.overwrite):
             raise InputError(
                 f"an unfinished run of {self.path} is in {self.partial} (it was killed)",
                 "add --resume to continue it, or --overwrite to start over",
@@ -59,29 +196,20 @@ class OutputFolder:
                 "free some space or choose an -o/--output on another disk",
             )
 
+    def release(self) -> None:
+        """Give up the lock, and the parent folders made for a run that did not happen."""
+        self._lock.release()
+        for folder in self._created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
     def __enter__(self) -> Path:
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.parent / f".{self.path.name}.lock"
-        self._lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            self._lock = None
-            raise InputError(
-                f"another geochange run is writing {self.path} right now",
-                "wait for it to finish, or choose another -o/--output",
-            ) from None
         if not (self.resume and self.partial.is_dir()):
             shutil.rmtree(self.partial, ignore_errors=True)
             self.partial.mkdir()
         return self.partial
-
-    def _unlock(self) -> None:
-        if self._lock is not None:
-            (self.path.parent / f".{self.path.name}.lock").unlink(missing_ok=True)
-            os.close(self._lock)
-            self._lock = None
 
     def __exit__(
         self,
@@ -89,20 +217,15 @@ class OutputFolder:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if exc_type is not None:
+        try:
+            if exc_type is None:
+                publish(self.partial, self.path)
+                return
             shutil.rmtree(self.partial, ignore_errors=True)
-            self._unlock()
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 raise InputError(
                     f"the disk holding {self.path.parent} is full; nothing was written",
                     "free some space or choose an -o/--output on another disk",
                 ) from exc
-            return
-        if self.path.exists():
-            old = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
-            self.path.rename(old)
-            self.partial.rename(self.path)
-            shutil.rmtree(old)
-        else:
-            self.partial.rename(self.path)
-        self._unlock()
+        finally:
+            self.release()
