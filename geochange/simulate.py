@@ -40,6 +40,7 @@ from geochange.classes import (
     to_codes,
     unknown_values_error,
 )
+from geochange.clean import DEFAULT_MIN_AREA_M2, clean, min_pixels
 from geochange.distributed import Scheduler
 from geochange.errors import InputError
 from geochange.events import Event, EventWindow, RegionStats, parse_events
@@ -82,6 +83,8 @@ class Inputs:
     changes: gpd.GeoDataFrame | None = None
     where: gpd.GeoDataFrame | None = None
     paths: dict[str, Path] = field(default_factory=dict)
+    min_area_m2: float = DEFAULT_MIN_AREA_M2
+    """Changes smaller than this are undone or merged into their neighbours (``clean``)."""
 
     @property
     def grid(self) -> Grid:
@@ -143,14 +146,22 @@ def open_inputs(
     crs: str | None = None,
     gsd: float | None = None,
     reporter: Reporter | None = None,
+    min_area: float = DEFAULT_MIN_AREA_M2,
 ) -> Inputs:
-    """Open and check every input; nothing is written yet."""
+    """Open and check every input; nothing is written yet.
+
+    ``min_area`` (m²) is the smallest change kept: smaller specks are undone or merged into
+    the change beside them (see ``geochange.clean``); 0 keeps every pixel."""
     reporter = reporter or Reporter()
     parsed = parse_events(events) if isinstance(events, str) else list(events)
     if gsd is not None and gsd <= 0:
         raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
+    if not min_area >= 0:
+        raise InputError(f"--min-area must be zero or a positive area in m², not {min_area}")
     land_cover = LandCover(region, load_scheme(classes), crs=crs, gsd=gsd)
-    inputs = Inputs(Path(region), land_cover, parsed, paths={"region": Path(region)})
+    inputs = Inputs(
+        Path(region), land_cover, parsed, paths={"region": Path(region)}, min_area_m2=min_area
+    )
     try:
         _open_vectors(inputs, buildings, changes, where, reporter)
     except BaseException:
@@ -214,6 +225,7 @@ def describe(inputs: Inputs, plan: Plan, output: Path) -> dict:
         },
         "events": [{"name": e.name, **e.values} for e in inputs.events],
         "user_changes": 0 if inputs.changes is None else len(inputs.changes),
+        "min_area_m2": inputs.min_area_m2,
         "outputs": [str(Path(output) / name) for name in OUTPUTS],
     }
 
@@ -285,6 +297,7 @@ def simulate(
             timings["scan_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
             _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter, scheduler)
+            cleaned = _clean(inputs, plan, scratch)
             timings["events_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
             files, polygons, changed = _write(
@@ -334,6 +347,8 @@ def simulate(
                 "pixels_by_event": changed,
                 "polygons": polygons.count,
                 "area_m2_by_event": polygons.area_by_event,
+                "min_area_m2": inputs.min_area_m2,
+                **cleaned,
             },
             "versions": versions(),
             "timings": {k: round(v, 3) for k, v in timings.items()},
@@ -503,6 +518,12 @@ def _apply_events(
     return window.t2, window.event
 
 
+def _clean(inputs: Inputs, plan: Plan, scratch: dict[str, ScratchRaster]) -> dict[str, int]:
+    """Undo or merge the changes below the minimum area, before anything is written."""
+    smallest = min_pixels(inputs.min_area_m2, inputs.grid.pixel_size_m())
+    return clean(plan, scratch["t1"], scratch["t2"], scratch["event"], smallest)
+
+
 def _write(
     inputs: Inputs,
     plan: Plan,
@@ -593,6 +614,7 @@ def _chain(
             step = {"t1": before, "t2": after, "event": event}
             k_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
             _simulate_events(inputs, plan, step, stats, block_pixels, k_seed, reporter, scheduler)
+            _clean(inputs, plan, step)
         finally:
             event.close()
         name = f"t{k}_landcover"

@@ -60,6 +60,8 @@ def check_outputs(out: Path, expected_t1_codes: np.ndarray, grid: Grid) -> gpd.G
 
 
 def check_polygons(polygons, t1, t2, change, grid: Grid) -> None:
+    """Polygons cover the changed pixels exactly, one t2 class each, named after the t1 class
+    that covered most of them."""
     assert list(polygons.columns) == ["event", "from_class", "to_class", "area_m2", "geometry"]
     assert polygons.crs == grid.crs
     pixel_area = np.prod(grid.pixel_size_m())
@@ -75,7 +77,7 @@ def check_polygons(polygons, t1, t2, change, grid: Grid) -> None:
     inside = 0
     for index, row in enumerate(polygons.itertuples(), start=1):
         under = ids == index
-        assert set(np.unique(t1[under])) == {CLASS_NAMES.index(row.from_class) + 1}
+        assert np.bincount(t1[under]).argmax() == CLASS_NAMES.index(row.from_class) + 1
         assert set(np.unique(t2[under])) == {CLASS_NAMES.index(row.to_class) + 1}
         pair = (CLASS_NAMES.index(row.from_class), CLASS_NAMES.index(row.to_class))
         if row.event in EVENTS:
@@ -130,7 +132,7 @@ def test_blocks_do_not_cut_events(town_tif, town_codes, tmp_path):
     )
     crossing = polygons[polygons.intersects(borders) & ~polygons.touches(borders)]
     assert len(crossing) > 0, "expected some changes to cross the inner block borders"
-    for key, group in polygons.groupby(["event", "from_class", "to_class"]):
+    for key, group in polygons.groupby(["event", "to_class"]):
         shapes = np.asarray(group.geometry.values)
         shared = shapely.intersection(shapes[:, None], shapes)
         length = shapely.length(shared)
@@ -151,7 +153,7 @@ def test_small_raster_nodata_blocks_and_edges(tmp_path):
     np.testing.assert_array_equal(t1, codes)
     check_outputs(result.output, codes, grid_of(region))
     tiny = write_raster(tmp_path / "tiny.tif", np.array([[8, 8, 8], [8, 8, 3], [3, 3, 3]], "uint8"))
-    small = run(tiny, tmp_path / "tiny_out", "building_remove:count=1")
+    small = run(tiny, tmp_path / "tiny_out", "building_remove:count=1", min_area=0)
     t2, profile = read(small.output / "t2_landcover.tif")
     assert profile["width"] == 3 and (t2 != 8).all()
 

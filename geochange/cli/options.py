@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from geochange.clean import DEFAULT_MIN_AREA_M2
+
 output_opt = click.option(
     "-o",
     "--output",
@@ -31,6 +33,15 @@ scheduler_opt = click.option(
     help="Where blocks (or pairs) are computed: this process, a new Dask cluster of N worker "
     "processes here, or a running Dask scheduler (its workers need geochange and the model). "
     "The files are the same as from one process (synth: with the same --threads).",
+)
+min_area_opt = click.option(
+    "--min-area",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MIN_AREA_M2,
+    show_default=True,
+    metavar="M2",
+    help="Smallest change kept, in m²: smaller specks of change are undone, or merged into the "
+    "change beside them, in every output (rasters and polygons alike). 0 keeps every pixel.",
 )
 seed_opt = click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same output."

@@ -9,6 +9,7 @@ import click
 from geochange.cli.options import (
     creation_options_opt,
     json_opt,
+    min_area_opt,
     output_opt,
     overwrite_opt,
     resume_opt,
@@ -63,6 +64,7 @@ def _check_block_size(ctx: click.Context, param: click.Parameter, value: int) ->
     help="Polygons that confine the --events: they only change land inside them.",
 )
 @seed_opt
+@min_area_opt
 @click.option(
     "--crs",
     help="Output CRS (e.g. EPSG:32633); REGION is reprojected to it. For a REGION without a "
@@ -98,6 +100,7 @@ def simulate(
     changes: str | None,
     where: str | None,
     seed: int,
+    min_area: float,
     crs: str | None,
     gsd: float | None,
     block_size: int,
@@ -134,6 +137,7 @@ def simulate(
         crs=crs,
         gsd=gsd,
         reporter=reporter,
+        min_area=min_area,
     ) as inputs:
         if dry_run:
             plan = describe(inputs, plan_for(inputs, block_size), Path(output))

@@ -149,6 +149,7 @@ def synth(
     changes: str | None,
     where: str | None,
     seed: int,
+    min_area: float,
     crs: str | None,
     gsd: float | None,
     block_size: int,
@@ -224,6 +225,7 @@ def synth(
         crs=crs,
         gsd=gsd,
         reporter=reporter,
+        min_area=min_area,
     ) as inputs:
         if dry_run:
             plan = describe(inputs, plan_for(inputs, block_size), Path(output))

@@ -1,4 +1,9 @@
-"""Change polygons: the changed pixels polygonized by (event, from class, to class).
+"""Change polygons: the changed pixels polygonized by (event, t2 class).
+
+One polygon is one connected change of one event to one class (a new building is one polygon,
+whatever land it was built on); its ``from_class`` is the t1 class that covered most of it.
+Specks below the minimum area were already undone or merged in the rasters (``geochange.clean``),
+so polygons and rasters agree pixel for pixel.
 
 Each block is polygonized on its own; pieces that touch an inner block border are joined with
 their neighbours across it at the end, so no polygon is cut at a block border. Polygons are built
@@ -19,13 +24,15 @@ from rasterio.windows import Window
 from shapely.affinity import affine_transform
 
 from geochange.classes import CLASS_NAMES, NUM_CLASSES
+from geochange.clean import pieces
 from geochange.grid import Grid
 
 COLUMNS = ["event", "from_class", "to_class", "area_m2"]
+GPKG_OPTIONS = {"VERSION": "1.2"}
+"""GeoPackage 1.2: GDAL writes 1.4 by default, which QGIS 3.22's GDAL only partly reads."""
 
-
-def _key(event: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> np.ndarray:
-    return (event.astype(np.int32) * NUM_CLASSES + t1) * NUM_CLASSES + t2
+Piece = tuple[int, shapely.Polygon, np.ndarray]
+"""A polygon's key (event code × classes + t2 class), geometry and t1 pixels per class."""
 
 
 class ChangePolygonWriter:
@@ -42,7 +49,7 @@ class ChangePolygonWriter:
         self.event_names = event_names
         self.count = 0
         self.area_by_event: dict[str, float] = {}
-        self._on_border: list[tuple[int, shapely.Polygon]] = []
+        self._on_border: list[Piece] = []
         a, b, c, d, e, f = grid.transform[:6]
         self._to_map = [a, b, d, e, c, f]
         self._equal_area = grid.equal_area_crs()
@@ -52,40 +59,54 @@ class ChangePolygonWriter:
         changed = event > 0
         if not changed.any():
             return
-        key = _key(event, t1, t2)
+        key = event.astype(np.int32) * NUM_CLASSES + t2
+        labels, count = pieces(key, changed)
+        keys = np.zeros(count + 1, np.int32)
+        keys[labels[changed]] = key[changed]
+        t1_counts = np.bincount(
+            labels[changed] * NUM_CLASSES + np.minimum(t1[changed], NUM_CLASSES - 1),
+            minlength=(count + 1) * NUM_CLASSES,
+        ).reshape(count + 1, NUM_CLASSES)
         transform = Affine.translation(core.col_off, core.row_off)
         inner = self._inner_border(core)
         finished = []
-        for geojson, value in features.shapes(key, mask=changed, transform=transform):
+        for geojson, label in features.shapes(labels, mask=changed, transform=transform):
             polygon = shapely.geometry.shape(geojson)
             target = self._on_border if polygon.intersects(inner) else finished
-            target.append((int(value), polygon))
+            target.append((int(keys[int(label)]), polygon, t1_counts[int(label)]))
         self._write(finished)
 
     def close(self) -> Path:
         """Join the pieces cut by block borders, write them, and return the file's path."""
-        by_key: dict[int, list[shapely.Polygon]] = {}
-        for key, polygon in self._on_border:
-            by_key.setdefault(key, []).append(polygon)
+        by_key: dict[int, list[Piece]] = {}
+        for piece in self._on_border:
+            by_key.setdefault(piece[0], []).append(piece)
         joined = []
-        for key, polygons in sorted(by_key.items()):
-            joined.extend((key, p) for p in shapely.get_parts(shapely.union_all(polygons)))
+        for key, group in sorted(by_key.items()):
+            parts = shapely.get_parts(shapely.union_all([p for _, p, _ in group]))
+            inside = shapely.STRtree(parts).query(
+                shapely.point_on_surface([p for _, p, _ in group]), predicate="within"
+            )
+            t1_counts = np.zeros((len(parts), NUM_CLASSES), np.int64)
+            np.add.at(t1_counts, inside[1], np.stack([c for _, _, c in group])[inside[0]])
+            joined.extend(zip([key] * len(parts), parts, t1_counts, strict=True))
         self._on_border = []
         self._write(joined, always=True)
         return self.path
 
-    def _write(self, pieces: list[tuple[int, shapely.Polygon]], always: bool = False) -> None:
+    def _write(self, pieces: list[Piece], always: bool = False) -> None:
         if not pieces and not (always and self.count == 0):
             return
-        pieces.sort(key=lambda kp: (kp[0], kp[1].bounds[1], kp[1].bounds[0]))
-        keys = np.array([k for k, _ in pieces], dtype=np.int64)
+        pieces.sort(key=lambda piece: (piece[0], piece[1].bounds[1], piece[1].bounds[0]))
+        keys = np.array([k for k, _, _ in pieces], dtype=np.int64)
+        from_class = [int(np.argmax(c)) for _, _, c in pieces]
         frame = gpd.GeoDataFrame(
             {
-                "event": [self.event_names[k // NUM_CLASSES**2 - 1] for k in keys],
-                "from_class": [CLASS_NAMES[k // NUM_CLASSES % NUM_CLASSES] for k in keys],
+                "event": [self.event_names[k // NUM_CLASSES - 1] for k in keys],
+                "from_class": [CLASS_NAMES[c] for c in from_class],
                 "to_class": [CLASS_NAMES[k % NUM_CLASSES] for k in keys],
             },
-            geometry=[affine_transform(p, self._to_map) for _, p in pieces],
+            geometry=[affine_transform(p, self._to_map) for _, p, _ in pieces],
             crs=self.grid.crs,
         )
         frame["area_m2"] = frame.geometry.to_crs(self._equal_area).area.round(2)
@@ -96,6 +117,7 @@ class ChangePolygonWriter:
             driver="GPKG",
             geometry_type="Polygon",
             append=self.path.exists(),
+            dataset_options=GPKG_OPTIONS,
         )
         self.count += len(frame)
         for name, area in frame.groupby("event")["area_m2"].sum().items():
