@@ -63,8 +63,12 @@ class StreamingGeoTIFF:
         self.dataset.write(data, 1 if data.ndim == 2 else None, window=window)
 
     def finish(self, creation_options: dict[str, str], resampling: str) -> Path:
-        """Close the partial file and copy it to ``path`` as a COG with overviews."""
+        """Close the partial file and copy it to ``path`` as a COG with overviews and the
+        statistics of each band (so QGIS need not compute them and write a ``.aux.xml``)."""
         self.dataset.close()
+        with rasterio.open(self.partial, "r+") as dataset:
+            for band, stats in enumerate(band_statistics(dataset), start=1):
+                dataset.update_tags(band, **stats)
         options = {**DEFAULT_CREATION_OPTIONS, **creation_options}
         options.setdefault("BLOCKSIZE", str(TILE))
         options.setdefault("OVERVIEW_RESAMPLING", resampling)
@@ -76,6 +80,45 @@ class StreamingGeoTIFF:
         if not self.dataset.closed:
             self.dataset.close()
         self.partial.unlink(missing_ok=True)
+
+
+def band_statistics(dataset: rasterio.DatasetReader) -> list[dict[str, str]]:
+    """Exact minimum, maximum, mean and standard deviation of each band's valid pixels (mask
+    and no-data left out), as the ``STATISTICS_*`` tags GDAL and QGIS read; read by blocks."""
+    count = np.zeros(dataset.count, np.int64)
+    total = np.zeros(dataset.count)
+    squares = np.zeros(dataset.count)
+    low = np.full(dataset.count, np.inf)
+    high = np.full(dataset.count, -np.inf)
+    for _, window in dataset.block_windows(1):
+        data = dataset.read(window=window)
+        masks = dataset.read_masks(window=window) > 0
+        for band in range(dataset.count):
+            values = data[band][masks[band]].astype(np.float64)
+            if values.size:
+                count[band] += values.size
+                total[band] += values.sum()
+                squares[band] += np.square(values).sum()
+                low[band] = min(low[band], values.min())
+                high[band] = max(high[band], values.max())
+    tags = []
+    for band in range(dataset.count):
+        if not count[band]:
+            tags.append({})
+            continue
+        mean = total[band] / count[band]
+        std = np.sqrt(max(squares[band] / count[band] - mean**2, 0.0))
+        share = 100 * count[band] / (dataset.width * dataset.height)
+        tags.append(
+            {
+                "STATISTICS_MINIMUM": f"{low[band]:.0f}",
+                "STATISTICS_MAXIMUM": f"{high[band]:.0f}",
+                "STATISTICS_MEAN": f"{mean:.6f}",
+                "STATISTICS_STDDEV": f"{std:.6f}",
+                "STATISTICS_VALID_PERCENT": f"{share:.4g}",
+            }
+        )
+    return tags
 
 
 def write_landcover(
