@@ -114,3 +114,13 @@ def test_notebooks_are_stored_without_outputs(path: Path):
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
         assert not re.search(r"/work/|/home/|/tmp/", cell.source), "no machine-specific paths"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_and_their_readme_name_the_same_output_folder(path: Path):
+    """Jupyter runs a notebook in its own folder, so its ``build/X`` is ``notebooks/build/X``."""
+    notebook = nbformat.read(path, as_version=4)
+    work = re.search(r'work = Path\("(build/[^"]+)"\)', notebook.cells[1].source).group(1)
+    readme = " ".join((NOTEBOOKS / "README.md").read_text().split())
+    assert f"`notebooks/{work}/`" in readme
+    assert f"`notebooks/{work}/`" in " ".join(notebook.cells[0].source.split())
