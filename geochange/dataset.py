@@ -347,6 +347,11 @@ def make_dataset(
     folder = PartialFolder(output, overwrite, resume, [source.root])
     with folder as partial_dir:
         done = folder.start(parameters)
+        if folder.redone:
+            reporter.warning(
+                f"{folder.redone} finished pairs of the unfinished run were lost or damaged "
+                "since (their files no longer match); they are made again"
+            )
         todo = [i for i in range(pairs) if i not in done]
         maker = PairMaker(
             tuple(events),
@@ -414,14 +419,19 @@ def _write_pair(folder: Path, layout: str, result: PairResult, events: int) -> d
     job = result.job
     split, name = file_name(layout, job.index)
     arrays = [job.rgb, result.image, *label_arrays(layout, job.t1, result.t2)]
-    written = []
+    written, files = [], {}
     for sub, array in zip(LAYOUTS[layout], arrays, strict=True):
         target = folder / split / sub / name
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.parent / f".{name}.tmp"
         paletted = layout == "second" and sub.startswith("label")
-        temporary.write_bytes(_png(array, SECOND_PALETTE if paletted else None))
+        data = _png(array, SECOND_PALETTE if paletted else None)
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
         written.append((temporary, target))
+        files[f"{split}/{sub}/{name}"] = hashlib.sha256(data).hexdigest()
     for temporary, target in written:
         os.replace(temporary, target)
     pixels = np.bincount(result.event.ravel(), minlength=events + 1)
@@ -434,6 +444,7 @@ def _write_pair(folder: Path, layout: str, result: PairResult, events: int) -> d
         "col": job.col,
         "labelled_px": int(np.sum(job.valid & (job.t1 != NODATA))),
         "event_px": [int(p) for p in pixels[1:]],
+        "files": files,
     }
 
 
@@ -544,6 +555,8 @@ class PartialFolder:
         self.path = output_path(path)
         self.partial = self.path.parent / f".{self.path.name}.partial"
         self.resume = resume
+        self.redone = 0
+        """Pairs logged as done whose files were lost or damaged since: made again."""
         if overwrite and resume:
             raise InputError(
                 "--overwrite and --resume exclude each other",
@@ -584,7 +597,8 @@ class PartialFolder:
     def start(self, parameters: dict) -> dict[int, dict]:
         """The records of the pairs already done; a resume with other ``parameters`` is refused.
 
-        A log line cut by a kill is dropped (its pair is made again), as are temporary files.
+        A log line cut by a kill is dropped (its pair is made again), as are temporary files,
+        and so is a pair whose files no longer match their checksums in the log (``redone``).
         """
         key = run_key(parameters)
         saved_path = self.partial / PARAMS
@@ -607,7 +621,13 @@ class PartialFolder:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     break
-                done[record["index"]] = record
+                if all(
+                    _sha256(self.partial / name) == digest
+                    for name, digest in record["files"].items()
+                ):
+                    done[record["index"]] = record
+                else:
+                    self.redone += 1
         _write_atomic(log, "".join(json.dumps(r) + "\n" for r in done.values()))
         for stale in self.partial.glob("*/*/.*.tmp"):
             stale.unlink()
@@ -617,6 +637,8 @@ class PartialFolder:
         """Record a pair as done (its files are in place); closed at once, so a kill keeps it."""
         with open(self.partial / LOG, "a") as stream:
             stream.write(json.dumps(record) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         try:
@@ -626,6 +648,14 @@ class PartialFolder:
                 publish(self.partial, self.path)
         finally:
             self._lock.release()
+
+
+def _sha256(path: Path) -> str | None:
+    """The file's checksum, None when it is missing."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ RGB of finished blocks in a three-band one, so later blocks can anchor their hal
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -47,12 +48,9 @@ class ScratchRaster:
             os.ftruncate(self._fd, height * row_bytes)
 
     def read(self, window: Window) -> np.ndarray:
-        r0, c0, h, w = _bounds(window)
+        h, w = _bounds(window)[2:]
         b = self.bands
-        out = np.empty((h, w * b), np.uint8)
-        for i in range(h):
-            offset = ((r0 + i) * self.width + c0) * b
-            out[i] = np.frombuffer(os.pread(self._fd, w * b, offset), np.uint8)
+        out = _read_rows(self._fd, self.width * b, window, b)
         if b == 1:
             return out
         return out.reshape(h, w, b).transpose(2, 0, 1)
@@ -72,6 +70,33 @@ class ScratchRaster:
     def close(self) -> None:
         os.close(self._fd)
         self.path.unlink(missing_ok=True)
+
+
+def window_digest(path: Path, height: int, width: int, window: Window) -> str | None:
+    """sha256 of ``window``'s pixels in the scratch raster file ``path`` of a (height, width)
+    grid, whatever its bands; None when the file is missing or not of such a raster's size."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    bands, rest = divmod(size, height * width)
+    if rest or not bands:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        pixels = _read_rows(fd, width * bands, window, bands)
+    finally:
+        os.close(fd)
+    return hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
+def _read_rows(fd: int, row_bytes: int, window: Window, bands: int) -> np.ndarray:
+    """The window's rows as (h, w * bands) bytes of a file of rows of ``row_bytes``."""
+    r0, c0, h, w = _bounds(window)
+    out = np.empty((h, w * bands), np.uint8)
+    for i in range(h):
+        out[i] = np.frombuffer(os.pread(fd, w * bands, (r0 + i) * row_bytes + c0 * bands), np.uint8)
+    return out
 
 
 def _bounds(window: Window) -> tuple[int, int, int, int]:

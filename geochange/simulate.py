@@ -286,7 +286,12 @@ def simulate(
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"),
         folder as partial,
     ):
-        manifest = Manifest(partial, key, resume)
+        manifest = Manifest(partial, key, resume, plan)
+        if manifest.redone:
+            reporter.warning(
+                f"{manifest.redone} finished blocks of the unfinished run were lost or damaged "
+                "since (their scratch files no longer match); they are made again"
+            )
         scratch = {
             name: ScratchRaster(partial / f".{name}.raw", grid.height, grid.width)
             for name in ("t1", "t2", "event")

@@ -15,9 +15,14 @@ import numpy as np
 import pytest
 from affine import Affine
 from click.testing import CliRunner
+from rasterio.crs import CRS
 
 from geochange.cli.main import cli
+from geochange.errors import InputError
 from geochange.example import example_landcover
+from geochange.grid import Grid
+from geochange.manifest import Manifest
+from geochange.plan import make_plan
 from tests.conftest import write_raster
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,6 +82,10 @@ def test_simulate_on_local_cluster_equals_single_process(region, tmp_path):
 KILLER = """
 import os, signal, sys
 from geochange.cli.main import cli
+from geochange.errors import InputError
+from geochange.grid import Grid
+from geochange.manifest import Manifest
+from geochange.plan import make_plan
 from geochange.manifest import Manifest
 
 marked = Manifest.mark
@@ -91,23 +100,29 @@ cli(sys.argv[1:])
 """
 
 
-def test_killed_run_resumes_to_identical_files(region, model_dir, single, tmp_path):
-    out = tmp_path / "out"
-    script = tmp_path / "killer.py"
-    script.write_text(textwrap.dedent(KILLER).format(after=4))
+def kill_after(blocks: int, region: Path, model_dir: Path, out: Path) -> list[str]:
+    """Run synth into ``out`` and SIGKILL it once ``blocks`` blocks are painted; its args."""
+    script = out.parent / "killer.py"
+    script.write_text(textwrap.dedent(KILLER).format(after=blocks))
     args = ["synth", region, "--events", EVENTS, "--seed", "3", "--block-size", "512"]
     args += ["--model", model_dir, *PAINT, "--threads", "1", "-o", out, "-q"]
     killed = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()
+    return [*map(str, args)]
+
+
+def test_killed_run_resumes_to_identical_files(region, model_dir, single, tmp_path):
+    out = tmp_path / "out"
+    args = kill_after(4, region, model_dir, out)
     partial = tmp_path / ".out.partial"
     assert not out.exists() and partial.is_dir()
     saved = json.loads((partial / ".resume" / "manifest.json").read_text())
     assert len(saved["done"]["paint"]) == 4
 
-    refused = CliRunner().invoke(cli, [*map(str, args)])
+    refused = CliRunner().invoke(cli, args)
     assert refused.exit_code != 0 and "an unfinished run of" in refused.output
     assert "add --resume to continue it, or --overwrite" in refused.output
-    other_seed = [*map(str, args), "--resume"]
+    other_seed = [*args, "--resume"]
     other_seed[other_seed.index("--seed") + 1] = "4"
     refused = CliRunner().invoke(cli, other_seed)
     assert refused.exit_code != 0 and "other inputs, parameters" in refused.output
@@ -121,6 +136,42 @@ def test_killed_run_resumes_to_identical_files(region, model_dir, single, tmp_pa
     assert 0 < summary["sampling"]["tile_windows"] < full
     assert not partial.exists() and not (out / "manifest.json").exists()
     assert not list(tmp_path.glob(".out*"))
+
+
+def test_resume_repaints_blocks_whose_scratch_file_was_lost(region, model_dir, single, tmp_path):
+    """A deleted scratch raster came back as zeros (black t2 blocks, exit 0); the checksums in
+    the manifest find the lost blocks, which are painted again, with a warning."""
+    out = tmp_path / "out"
+    args = kill_after(4, region, model_dir, out)
+    (tmp_path / ".out.partial" / ".resume" / "t2_rgb.raw").unlink()
+    resumed = CliRunner().invoke(cli, [*args[:-1], "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "4 finished blocks of the unfinished run were lost or damaged" in resumed.stderr
+    assert_same_outputs(single, out)
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_manifest_redoes_a_done_block_whose_pixels_changed(tmp_path):
+    """Each done block's checksum per scratch raster is checked on resume: a flipped byte in
+    one block drops only that block; a damaged manifest is refused with a message."""
+    grid = Grid(CRS.from_epsg(32633), Affine(1, 0, 0, 0, -1, 0), 1100, 700)
+    plan = make_plan(grid, 512, 0)
+    partial = tmp_path / ".out.partial"
+    partial.mkdir()
+    manifest = Manifest(partial, "key", False, plan)
+    scratch = manifest.folder / "t2_rgb.raw"
+    scratch.write_bytes(np.full(grid.height * grid.width * 3, 7, np.uint8).tobytes())
+    for block in plan.blocks():
+        manifest.mark("paint", block)
+    with open(scratch, "r+b") as stream:
+        stream.seek((600 * grid.width + 520) * 3)  # row 600, column 520: block (1, 1)
+        stream.write(b"\x00")
+    resumed = Manifest(partial, "key", True, plan)
+    assert resumed.redone == 1
+    assert resumed.done("paint") == {(r, c) for r in range(2) for c in range(3)} - {(1, 1)}
+    (manifest.folder / "manifest.json").write_text('{"key": "ke')
+    with pytest.raises(InputError, match="(?s)damaged .resume/manifest.json.*--overwrite"):
+        Manifest.verify(partial, "key")
 
 
 def test_second_run_into_a_busy_output_is_refused(region, tmp_path):
