@@ -24,7 +24,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
-from geochange.classes import ClassScheme
+from geochange.classes import CLASS_NAMES, NODATA, ClassScheme
 from geochange.errors import InputError
 
 _GEOD = Geod(ellps="WGS84")
@@ -101,6 +101,7 @@ class LandCover:
         self.dataset = open_raster(path)
         self._palette = self._rgb_palette()
         self._check_bands_and_type()
+        self._check_nodata()
         source_crs = self._source_crs(crs)
         target_crs = _parse_crs(crs) if crs and self.dataset.crs else source_crs
         source_transform = self._source_transform(gsd)
@@ -210,6 +211,30 @@ class LandCover:
                 "reads class codes from a single band",
                 "for an RGB colour-coded mask use --classes dubai or a YAML 'colours:' mapping; "
                 "otherwise extract the class band first",
+            )
+
+    def _check_nodata(self) -> None:
+        """GDAL masks every pixel equal to the file's no-data value; when the scheme reads that
+        value as a class, the class would silently vanish (nodata 0 with oem-index: bareland)."""
+        nodata = self.dataset.nodata
+        if nodata is None or not float(nodata).is_integer() or self._palette is not None:
+            return
+        value = int(nodata)
+        if self.scheme.colours is not None:
+            # the mask is band 1's: every colour whose red is the no-data value is masked
+            hit = {c for rgb, c in self.scheme.colours.items() if rgb[0] == value} - {NODATA}
+            what = f"colours with red {value}"
+        else:
+            hit = {(self.scheme.codes or {}).get(value, NODATA)} - {NODATA}
+            what = f"value {value}"
+        if hit:
+            names = " and ".join(CLASS_NAMES[c] for c in sorted(hit))
+            raise InputError(
+                f"land cover {self.path} marks {value} as no data, but class scheme "
+                f"{self.scheme.name!r} reads {what} as {names}: every such pixel would be dropped",
+                f"if {value} is {names} in this file, remove the no-data tag "
+                f"(`gdal_edit.py -unsetnodata {self.path}`); if it is no data, give a YAML class "
+                f"scheme that maps {value} to nodata",
             )
 
     def _source_crs(self, crs: str | None) -> CRS:

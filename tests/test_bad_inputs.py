@@ -415,6 +415,20 @@ REGION_CASES = {
         ["--gsd", "0"],
         ["--gsd must be a positive number of metres, not 0.0"],
     ),
+    "nodata-is-a-class": (
+        lambda d: write_raster(d / "r.tif", np.where(_codes() == 8, 5, _codes()), nodata=5),
+        [],
+        [
+            "r.tif marks 5 as no data, but class scheme 'oem' reads value 5 as tree: every such "
+            "pixel would be dropped",
+            "gdal_edit.py -unsetnodata",
+        ],
+    ),
+    "nodata-0-with-oem-index": (
+        lambda d: write_raster(d / "r.tif", _codes() - 1, nodata=0),
+        ["--classes", "oem-index"],
+        ["marks 0 as no data, but class scheme 'oem-index' reads value 0 as bareland"],
+    ),
 }
 
 
