@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from geochange.example import write_example as write_example
     from geochange.model import SemanticLDM
+    from geochange.simulate import open_inputs as open_inputs
+    from geochange.synth import synthesize as synthesize
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "open_inputs": "geochange.simulate",
+    "synthesize": "geochange.synth",
+    "write_example": "geochange.example",
+}
+"""Names imported on first use: ``import geochange`` stays fast and loads neither torch nor
+rasterio, yet ``geochange.synthesize(geochange.open_inputs(...), "out")`` works."""
+_SUBMODULES = ("simulate", "synth", "example", "analysis")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"geochange.{name}")
+    raise AttributeError(f"module 'geochange' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, *_SUBMODULES])
 
 
 def load_model(path: str | Path) -> SemanticLDM:
