@@ -17,7 +17,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
@@ -104,7 +104,10 @@ class LandCover:
         self._check_nodata()
         source_crs = self._source_crs(crs)
         target_crs = _parse_crs(crs) if crs and self.dataset.crs else source_crs
-        source_transform = self._source_transform(gsd)
+        source_transform = self._source_transform(gsd, source_crs)
+        self._check_on_earth(
+            Grid(CRS(source_crs), source_transform, self.dataset.width, self.dataset.height), gsd
+        )
         gsd_declares_transform = source_transform != self.dataset.transform
         needs_warp = target_crs != source_crs or (gsd is not None and not gsd_declares_transform)
         self._vrt: WarpedVRT | None = None
@@ -213,6 +216,36 @@ class LandCover:
                 "otherwise extract the class band first",
             )
 
+    def _check_on_earth(self, grid: Grid, gsd: float | None) -> None:
+        """Places, not just numbers: a CRS on the Earth, coordinates that fit it, a pixel size
+        smaller than the region."""
+        crs = grid.crs
+        left, bottom, right, top = grid.bounds
+        if crs.is_geographic and not (left >= -360 and right <= 360 and -90 <= bottom <= top <= 90):
+            raise InputError(
+                f"land cover {self.path} declares {crs.to_string()}, but its coordinates "
+                f"({left:.6g} to {right:.6g}, {bottom:.6g} to {top:.6g}) are not longitudes and "
+                "latitudes",
+                "give the file the CRS its coordinates are in (e.g. its UTM zone) with "
+                "`gdal_edit.py -a_srs EPSG:...`",
+            )
+        try:
+            width_m, height_m = grid.pixel_size_m()
+        except ProjError:
+            width_m = height_m = math.nan
+        if not (math.isfinite(width_m) and math.isfinite(height_m) and width_m * height_m > 0):
+            raise InputError(
+                f"land cover {self.path} cannot be placed on the Earth: its coordinates lie "
+                f"outside what {crs.to_string()} covers",
+                "give the file the CRS its coordinates are in with `gdal_edit.py -a_srs`",
+            )
+        extent = min(width_m * grid.width, height_m * grid.height)
+        if gsd is not None and gsd > extent:
+            raise InputError(
+                f"--gsd {gsd:g} m is larger than the land cover itself ({extent:.4g} m across)",
+                "give a pixel size smaller than the region",
+            )
+
     def _check_nodata(self) -> None:
         """GDAL masks every pixel equal to the file's no-data value; when the scheme reads that
         value as a class, the class would silently vanish (nodata 0 with oem-index: bareland)."""
@@ -239,7 +272,7 @@ class LandCover:
 
     def _source_crs(self, crs: str | None) -> CRS:
         if self.dataset.crs:
-            return CRS(self.dataset.crs)
+            return _map_crs(CRS(self.dataset.crs), f"the CRS of land cover {self.path}")
         if crs is None:
             raise InputError(
                 f"land cover {self.path} has no coordinate reference system",
@@ -248,7 +281,7 @@ class LandCover:
             )
         return _parse_crs(crs)
 
-    def _source_transform(self, gsd: float | None) -> Affine:
+    def _source_transform(self, gsd: float | None, crs: CRS) -> Affine:
         transform = self.dataset.transform
         if self.dataset.crs or transform != Affine.identity():
             return transform
@@ -258,17 +291,45 @@ class LandCover:
                 "give its pixel size in metres with --gsd (with --crs); it is then placed "
                 "north-up with its top-left corner at (0, 0)",
             )
-        return Affine(gsd, 0, 0, 0, -gsd, 0)
+        if not crs.is_projected:
+            raise InputError(
+                f"land cover {self.path} has no georeferencing, and {crs.to_string()} is not "
+                "a projected CRS to place it in by its pixel size",
+                "give a projected --crs (e.g. the UTM zone of the place), or georeference the "
+                "file first (`gdal_translate -a_ullr`)",
+            )
+        size = gsd / crs.axis_info[0].unit_conversion_factor  # metres in the CRS's unit
+        return Affine(size, 0, 0, 0, -size, 0)
 
 
 def _parse_crs(crs: str) -> CRS:
     try:
-        return CRS.from_user_input(crs)
+        parsed = CRS.from_user_input(crs)
     except CRSError as err:
         raise InputError(
             f"--crs {crs!r} is not a CRS: {err}",
             "give an EPSG code (e.g. --crs EPSG:32633), a WKT string or a PROJ string",
         ) from err
+    return _map_crs(parsed, f"--crs {_short(crs)}")
+
+
+def _map_crs(crs: CRS, what: str) -> CRS:
+    """A CRS that puts pixels on a map of the Earth: projected or geographic, 2D."""
+    if crs.is_projected or crs.is_geographic:
+        return crs
+    kinds = {
+        "Geocentric CRS": "geocentric (3D)",
+        "Engineering CRS": "a local engineering CRS (a site grid not tied to the Earth)",
+    }
+    kind = kinds.get(crs.type_name, f"a {crs.type_name}")
+    raise InputError(
+        f"{what} is {kind}, not a map CRS geochange can place pixels in",
+        "use a projected CRS (e.g. the UTM zone, EPSG:326xx) or a geographic one (EPSG:4326)",
+    )
+
+
+def _short(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def _target_grid(
@@ -284,14 +345,36 @@ def _target_grid(
     bounds = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
     resolution = None
     if gsd is not None:
-        resolution = gsd
-        if target_crs.is_geographic:
-            # Metres to degrees at the region's latitude, so a GSD in metres means the same.
-            lat = Transformer.from_crs(source_crs, "EPSG:4326", always_xy=True).transform(
-                (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
-            )[1]
-            resolution = (gsd / (111_320 * math.cos(math.radians(lat))), gsd / 110_540)
+        centre = Transformer.from_crs(source_crs, target_crs, always_xy=True).transform(
+            (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+        )
+        resolution = gsd_in_crs_units(gsd, target_crs, centre)
     transform, out_width, out_height = calculate_default_transform(
         source_crs, target_crs, width, height, *bounds, resolution=resolution
     )
     return transform, out_width, out_height
+
+
+def gsd_in_crs_units(gsd: float, crs: CRS, centre: tuple[float, float]) -> tuple[float, float]:
+    """The pixel size (x, y) in ``crs``'s units of a pixel ``gsd`` metres on the ground.
+
+    In a projected CRS whose scale is near true (within 1 %: UTM, state planes) the CRS's own
+    linear unit converts it exactly (EPSG:2263 counts US feet); elsewhere, in Web Mercator away
+    from the equator or a geographic CRS, the pixel is sized to measure ``gsd`` metres at
+    ``centre``, as ``Grid.pixel_size_m`` measures it (degrees at the region's latitude).
+    """
+    step = 1e-5 if crs.is_geographic else 1.0
+    x, y = centre
+    probe = Grid(crs, Affine(step, 0, x - step, 0, -step, y + step), 2, 2)
+    width_m, height_m = probe.pixel_size_m()
+    if not (math.isfinite(width_m) and math.isfinite(height_m) and width_m > 0 and height_m > 0):
+        raise InputError(
+            f"the region's centre has no place on the ground in CRS {crs.to_string()}",
+            "choose a CRS that covers the region",
+        )
+    per_unit = (width_m / step, height_m / step)
+    if crs.is_projected:
+        unit = crs.axis_info[0].unit_conversion_factor
+        if all(abs(m / unit - 1) < 0.01 for m in per_unit):
+            return gsd / unit, gsd / unit
+    return gsd / per_unit[0], gsd / per_unit[1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import time
 from collections.abc import Iterator, Sequence
@@ -154,7 +155,7 @@ def open_inputs(
     the change beside them (see ``geochange.clean``); 0 keeps every pixel."""
     reporter = reporter or Reporter()
     parsed = parse_events(events) if isinstance(events, str) else list(events)
-    if gsd is not None and gsd <= 0:
+    if gsd is not None and not (math.isfinite(gsd) and gsd > 0):
         raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
     if not min_area >= 0:
         raise InputError(f"--min-area must be zero or a positive area in m², not {min_area}")

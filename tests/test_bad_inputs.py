@@ -30,6 +30,10 @@ from geochange.writing.folder import MARKER
 from tests.conftest import write_raster
 
 UTM = "EPSG:32633"
+LOCAL_CS = (
+    'LOCAL_CS["site grid",LOCAL_DATUM["site",0],UNIT["metre",1],'
+    'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+)
 INSIDE = shapely.box(500_010, 5_549_900, 500_040, 5_549_930)
 """A 30 m square over the ``region`` fixture (500000-500150 E, 5549850-5550000 N)."""
 
@@ -415,6 +419,41 @@ REGION_CASES = {
         ["--gsd", "0"],
         ["--gsd must be a positive number of metres, not 0.0"],
     ),
+    "gsd-not-finite": (
+        _region,
+        ["--gsd", "nan"],
+        ["--gsd must be a positive number of metres, not nan"],
+    ),
+    "no-georeferencing-in-a-geographic-crs": (
+        _no_transform,
+        ["--crs", "EPSG:4326", "--gsd", "0.5"],
+        ["has no georeferencing, and EPSG:4326 is not a projected CRS", "--crs"],
+    ),
+    "gsd-larger-than-the-region": (
+        _region,
+        ["--gsd", "100000"],
+        ["--gsd 100000 m is larger than the land cover itself (150.1 m across)"],
+    ),
+    "local-engineering-crs": (
+        lambda d: write_raster(d / "r.tif", _codes(), crs=LOCAL_CS),
+        [],
+        ["the CRS of land cover", "is a local engineering CRS", "EPSG:326xx"],
+    ),
+    "crs-option-local-engineering": (
+        _region,
+        ["--crs", LOCAL_CS],
+        ["--crs 'LOCAL_CS[", "is a local engineering CRS", "a projected CRS"],
+    ),
+    "crs-option-geocentric": (
+        _region,
+        ["--crs", "EPSG:4978"],
+        ["--crs 'EPSG:4978' is geocentric (3D), not a map CRS"],
+    ),
+    "utm-coordinates-labelled-wgs84": (
+        lambda d: write_raster(d / "r.tif", _codes(), crs="EPSG:4326"),
+        [],
+        ["declares EPSG:4326, but its coordinates (500000 to 500150", "gdal_edit.py -a_srs"],
+    ),
     "nodata-is-a-class": (
         lambda d: write_raster(d / "r.tif", np.where(_codes() == 8, 5, _codes()), nodata=5),
         [],
@@ -439,6 +478,29 @@ def test_bad_region_via_cli(case, tmp_path):
     out = tmp_path / "out"
     done = geochange("simulate", region, "--events", "regrowth", *options, "-o", out)
     assert_refused(done, out, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("crs", "source_crs", "origin"),
+    [
+        ("EPSG:3857", UTM, (500_000, 5_550_000)),  # Web Mercator at 50 N: 0.32 m pixels
+        ("EPSG:2263", "EPSG:32618", (585_000, 4_512_000)),  # US feet, New York: 0.30 m
+        ("EPSG:4326", UTM, (500_000, 5_550_000)),  # degrees
+        (UTM, UTM, (500_000, 5_550_000)),
+    ],
+)
+def test_gsd_is_metres_on_the_ground_whatever_the_crs_units(tmp_path, crs, source_crs, origin):
+    """--gsd 0.5 means 0.5 m ground pixels in every CRS (it was read in the CRS's units)."""
+    transform = Affine(2, 0, origin[0], 0, -2, origin[1])
+    region = write_raster(tmp_path / "r.tif", _codes(), crs=source_crs, transform=transform)
+    with open_inputs(region, events="regrowth", crs=crs, gsd=0.5) as inputs:
+        width, height = inputs.grid.pixel_size_m()
+    assert width == pytest.approx(0.5, rel=0.01) and height == pytest.approx(0.5, rel=0.01)
+
+
+def test_gsd_of_an_ungeoreferenced_raster_is_metres_in_a_crs_of_feet(tmp_path):
+    with open_inputs(_no_transform(tmp_path), events="regrowth", crs="EPSG:2263", gsd=1) as inputs:
+        assert inputs.grid.transform.a == pytest.approx(1 / 0.3048006096)
 
 
 def test_16_bit_land_cover_with_known_codes_is_read(tmp_path):

@@ -73,8 +73,10 @@ def _check_block_size(ctx: click.Context, param: click.Parameter, value: int) ->
 @click.option(
     "--gsd",
     type=float,
-    help="Output pixel size in metres; classes are resampled by mode. For a REGION without "
-    "georeferencing, its pixel size. Default: REGION's.",
+    help="Output pixel size in metres on the ground, whatever the CRS's unit (feet are "
+    "converted; in Web Mercator or a geographic CRS a pixel measures this at the region's "
+    "centre); classes are resampled by mode. For a REGION without georeferencing, its pixel "
+    "size. Default: REGION's.",
 )
 @click.option(
     "--block-size",
