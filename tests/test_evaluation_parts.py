@@ -18,6 +18,7 @@ from geochange.evaluation.metrics import (
     mean_iou,
     per_class_iou,
     psnr,
+    same_class_sharpness_ratio,
     seam_ratio,
     sharpness,
     sharpness_ratio,
@@ -206,6 +207,24 @@ def test_sharpness_ignores_pixels_outside_the_mask():
     whole = np.ones((32, 32), bool)
     assert sharpness_ratio(image, other, whole) > 2
     assert masked_correlation(image, other, whole) < 0.5
+
+
+def test_same_class_sharpness_compares_new_land_with_old_land_of_its_class():
+    """A flood in a town: smooth new water beside busy streets reads as blur to the plain
+    ratio, but is as smooth as the old water; a blurred new roof is caught either way."""
+    rough = _texture(15, (3, 96, 96)).astype(np.float64)
+    smooth = gaussian_filter(rough, (0, 3, 3))
+    classes = np.zeros((96, 96), int)  # town on the left...
+    classes[:, 48:] = 5  # ...water on the right
+    image = np.where(classes == 5, smooth, rough)
+    changed = np.zeros((96, 96), bool)
+    changed[:40, 56:90] = True  # new water (a flood) within the water's half
+    assert sharpness(image, changed) / sharpness(image, ~changed) < 0.5
+    assert same_class_sharpness_ratio(image, classes, changed) == pytest.approx(1.0, abs=0.2)
+    blurred = image.copy()
+    blurred[:, changed] = gaussian_filter(image, (0, 2, 2))[:, changed]
+    assert same_class_sharpness_ratio(blurred, classes, changed) < 0.5
+    assert np.isnan(same_class_sharpness_ratio(image, np.where(changed, 7, classes), changed))
 
 
 def test_segmenter_shapes_and_padding():

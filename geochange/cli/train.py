@@ -292,9 +292,9 @@ def pack_command(
 @click.option(
     "--per-class",
     type=click.IntRange(1),
-    default=3,
+    default=6,
     show_default=True,
-    help="Crops kept per class: those holding the most of it.",
+    help="Crops kept per class: among those full of it, the most unlike in its colour.",
 )
 @click.option(
     "--crop",

@@ -38,6 +38,7 @@ from geochange.evaluation.metrics import (
     masked_correlation,
     mean_iou,
     psnr,
+    same_class_sharpness_ratio,
     seam_ratio,
     sharpness,
     sharpness_ratio,
@@ -240,6 +241,7 @@ REALISM_TARGETS = {
     "correlation_unchanged": "0.6-0.95",
     "sharpness_unchanged": ">= 0.85",
     "sharpness_changed_vs_unchanged": "~1 (0.85-1.2)",
+    "sharpness_changed_vs_same_class": "~1 (0.85-1.2)",
     "correlation_changed": "< unchanged",
     "segmenter_agrees_with_t2_in_changed_land": ">= 0.5",
 }
@@ -275,6 +277,10 @@ def realism_figures(pairs: list[dict[str, Any]], segmenter: Segmenter) -> dict[s
         changed, unchanged = pair["change"] == 1, pair["change"] == 0
         for name, value in pair_figures(pair["t1"], pair["t2"], changed, unchanged).items():
             figures.setdefault(name, []).append(value)
+        if "t2_classes" in pair:
+            figures.setdefault("sharpness_changed_vs_same_class", []).append(
+                same_class_sharpness_ratio(pair["t2"], pair["t2_classes"], changed)
+            )
         if changed.any():
             labels = predict(segmenter, pair["t2"][None])[0]
             for time_ in ("t2", "t1"):
@@ -590,6 +596,7 @@ REALISM_COLUMNS = {
     "correlation_unchanged": "corr. t1/t2, unchanged",
     "sharpness_unchanged": "sharpness t2/t1, unchanged",
     "sharpness_changed_vs_unchanged": "sharpness of t2, changed/unchanged",
+    "sharpness_changed_vs_same_class": "same, per class, away from edges",
     "correlation_changed": "corr. t1/t2, changed",
     "segmenter_agrees_with_t2_in_changed_land": "segmenter = t2 class, changed",
     "ssim_unchanged": "SSIM t1/t2, unchanged",

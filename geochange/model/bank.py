@@ -17,9 +17,9 @@ from safetensors.numpy import load_file, save_file
 from geochange.errors import InputError
 
 BANK_FILE = "exemplars.safetensors"
-MIN_SHARE = 0.5
+MIN_SHARE = 0.7
 """Least share of a crop, relative to the bank's best, that a class must cover for the crop
-to serve as its exemplar."""
+to serve as its exemplar: a tiled crop only half of the class leaves holes in a large patch."""
 
 
 @dataclass(frozen=True)

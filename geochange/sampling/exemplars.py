@@ -4,18 +4,30 @@ A small autoencoder cannot draw a sharp roof or a crisp field edge, and a detect
 "blurred = changed" when it sees changed land decoded from latents beside real pixels. So each
 changed patch first takes the pixels of a real patch of its new class: the placement of the patch
 that the most of it fits into, among the unchanged land of that class within ``SEARCH`` pixels,
-drawn at random among the near-best ones. The model then harmonizes the result at low noise
-(the sampler starts there instead of from the class statistics), SDEdit-style.
+drawn at random among the near-best ones. What the image cannot give comes from the model's
+exemplar bank, brought into this image's colours. The model then harmonizes the result at low
+noise (the sampler starts there instead of from the class statistics), SDEdit-style.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import count
+
 import numpy as np
 from scipy import ndimage, signal
 
-from geochange.classes import NODATA
+from geochange.classes import BUILDING, NODATA, NUM_CLASSES
 from geochange.model.bank import ExemplarBank
-from geochange.sampling.roofs import cast_shadows, fit_roofs
+from geochange.sampling.roofs import (
+    Roofs,
+    Shadow,
+    cast_shadows,
+    fit_roofs,
+    join_roofs,
+    roofs_of,
+    shadow_of_buildings,
+)
 
 SEARCH = 256
 """Pixels around a changed patch in which to look for real pixels of its new class."""
@@ -26,6 +38,16 @@ CELL = 64
 NEAR_BEST = 0.95
 """Placements covering at least this share of the best one's pixels count as the best; the
 nearest of them is taken, as land nearby looks most alike."""
+BANK_MARGIN = CELL // 2
+"""Pixels a piece may move off its own place in the tiled bank crop to fit its class."""
+BORDER = 3
+"""Pixels along the edge of a class's land that are not cut as exemplars of it."""
+SEAM_SIGMA = 4.0
+"""Pixels over which the level of pieces of one fill is evened out across their seams."""
+MIN_TIE = 200
+"""Pixels a class needs in both a bank crop and the image to tie their colours together."""
+GAIN_RANGE = (0.6, 1.5)
+"""Bounds of the per-band gain between a bank crop's colours and this image's."""
 
 
 def exemplar_fill(
@@ -43,20 +65,25 @@ def exemplar_fill(
     windows (model indices, ``NODATA``). New buildings take a whole real roof and cast a
     shadow (see ``geochange.sampling.roofs``); other exemplars come from the unchanged land of
     the new class nearby, and what that leaves from the ``bank`` crop of the class whose scene
-    looks most like this one, brought to this image's brightness and contrast. Returns the
-    filled image and where it was filled (the rest is left to the model).
+    looks most like this one, tiled seamlessly (mirrored) under the whole window so that a
+    large patch is one continuous texture. Returns the filled image and where it was filled
+    (the rest is left to the model).
     """
     base = rgb.copy()
     filled = np.zeros(before.shape, bool)
     changed = (before != after) & (after != NODATA)
-    fit_roofs(base, filled, rgb, valid, before, after, rng)
-    cast_shadows(base, rgb, valid, before, after)
+    scene = np.where(valid, before, NODATA)
+    old = valid & (before == BUILDING) & (after == BUILDING)
+    roofs, shadow = roofs_of(rgb, old), shadow_of_buildings(rgb, valid, old)
+    if bank is not None:
+        bank_roofs, bank_shadow = _bank_buildings(bank, rgb, scene)
+        roofs, shadow = join_roofs([roofs, bank_roofs]), shadow or bank_shadow
+    fit_roofs(base, filled, changed & (after == BUILDING), roofs, rng)
+    cast_shadows(base, before, after, shadow)
     for cls in np.unique(after[changed & ~filled]):
+        pieces, ids = np.zeros(before.shape, np.int32), count(1)
         source = _inner(valid & (before == cls) & (after == cls))
-        crop = None if bank is None else _nearest_scene(bank, int(cls), rgb, valid)
-        if crop is not None:  # one bank crop per class, so that a large patch is one texture
-            bank_source = _inner(bank.classes[crop] == cls)
-            bank_rgb = _match_scene(bank.images[crop], rgb, valid)
+        canvas = None if bank is None else _bank_canvas(bank, int(cls), rgb, scene, rng)
         labels, _ = ndimage.label(changed & ~filled & (after == cls))
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             for rows, cols in _cells(box):
@@ -64,19 +91,65 @@ def exemplar_fill(
                 r0, c0 = max(rows.start - search, 0), max(cols.start - search, 0)
                 around = (slice(r0, rows.stop + search), slice(c0, cols.stop + search))
                 home = (rows.start - r0, cols.start - c0)
-                _place(base[:, rows, cols], todo, source[around], rgb[(slice(None), *around)], home)
-                if todo.any() and crop is not None:
-                    anywhere = tuple(rng.integers(0, bank_source.shape))
-                    _place(base[:, rows, cols], todo, bank_source, bank_rgb, anywhere)
+                target = (base[:, rows, cols], todo, pieces[rows, cols], ids)
+                _place(*target, source[around], rgb[(slice(None), *around)], home)
+                if todo.any() and canvas is not None:
+                    # the piece's own place in the tiled crop, give or take BANK_MARGIN
+                    reach = (
+                        slice(rows.start, rows.stop + 2 * BANK_MARGIN),
+                        slice(cols.start, cols.stop + 2 * BANK_MARGIN),
+                    )
+                    bank_source, bank_rgb = canvas[0][reach], canvas[1][(slice(None), *reach)]
+                    _place(*target, bank_source, bank_rgb, (BANK_MARGIN,) * 2)
                 filled[rows, cols] |= (labels[rows, cols] == index) & ~todo
+        _level_seams(base, pieces)
     return base, filled
 
 
-def _scene(rgb: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and spread of an image's pixels (those in ``valid``)."""
-    pixels = rgb.reshape(3, -1) if valid is None else rgb[:, valid]
-    pixels = pixels.astype(np.float32)
-    return pixels.mean(axis=1), pixels.std(axis=1) + 1e-3
+def _bank_buildings(
+    bank: ExemplarBank, rgb: np.ndarray, scene: np.ndarray
+) -> tuple[Roofs, Shadow | None]:
+    """The roofs of the bank's building crops in this image's colours, and the shadows of the
+    first crop that shows them."""
+    crops = bank.crops_of(BUILDING)
+    roofs = join_roofs(
+        [
+            roofs_of(
+                _in_scene_colours(bank.images[k], bank.classes[k], rgb, scene),
+                bank.classes[k] == BUILDING,
+                located=False,
+            )
+            for k in crops
+        ]
+    )
+    shadows = (
+        shadow_of_buildings(bank.images[k], bank.classes[k] != NODATA, bank.classes[k] == BUILDING)
+        for k in crops
+    )
+    return roofs, next((shadow for shadow in shadows if shadow is not None), None)
+
+
+def _bank_canvas(
+    bank: ExemplarBank, cls: int, rgb: np.ndarray, scene: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The bank crop of ``cls`` whose scene looks most like this one, in this image's colours,
+    mirrored out from a random phase to cover the window plus ``BANK_MARGIN`` on each side:
+    (where it is of the class, its pixels). Mirroring leaves no seam, so neighbouring pieces
+    of a large patch take neighbouring pixels."""
+    crop = _nearest_scene(bank, cls, rgb, scene != NODATA)
+    if crop is None:
+        return None
+    image = _in_scene_colours(bank.images[crop], bank.classes[crop], rgb, scene)
+    source = _inner(bank.classes[crop] == cls)
+    height, width = scene.shape[0] + 2 * BANK_MARGIN, scene.shape[1] + 2 * BANK_MARGIN
+    row, col = rng.integers(0, source.shape)
+    window = (slice(row, row + height), slice(col, col + width))
+
+    def tiled(array: np.ndarray) -> np.ndarray:
+        pad = [(0, 0)] * (array.ndim - 2) + [(0, height), (0, width)]
+        return np.pad(array, pad, mode="symmetric")[(..., *window)]
+
+    return tiled(source), tiled(image)
 
 
 def _nearest_scene(bank: ExemplarBank, cls: int, rgb: np.ndarray, valid: np.ndarray) -> int | None:
@@ -84,27 +157,49 @@ def _nearest_scene(bank: ExemplarBank, cls: int, rgb: np.ndarray, valid: np.ndar
     crops = bank.crops_of(cls)
     if len(crops) == 0 or not valid.any():
         return None
-    mean, _ = _scene(rgb, valid)
-    distance = [np.abs(_scene(bank.images[k])[0] - mean).sum() for k in crops]
+    mean = rgb[:, valid].astype(np.float32).mean(axis=1)
+    distance = [np.abs(bank.images[k].reshape(3, -1).mean(axis=1) - mean).sum() for k in crops]
     return int(crops[int(np.argmin(distance))])
 
 
-def _match_scene(exemplar: np.ndarray, rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``exemplar`` with its scene's per-band mean and spread moved to those of ``rgb``, the
-    spread never raised: another sensor, season and sun, undone to first order, while the
-    class keeps its place among the scene's colours."""
-    mean, spread = _scene(rgb, valid)
-    bank_mean, bank_spread = _scene(exemplar)
-    gain = np.minimum(spread / bank_spread, 1.0)[:, None, None]
-    out = (exemplar - bank_mean[:, None, None]) * gain + mean[:, None, None]
+def _in_scene_colours(
+    exemplar: np.ndarray, exemplar_classes: np.ndarray, rgb: np.ndarray, scene: np.ndarray
+) -> np.ndarray:
+    """``exemplar`` (3, s, s) brought to this image's sensor, season and sun, to first order:
+    per band, the gain and offset that carry the mean colours of the classes both show (at
+    least ``MIN_TIE`` pixels each) from the exemplar's to this image's; one shared class gives
+    an offset only, none leaves the exemplar as it is. Matching the whole scenes instead would
+    turn a field brought into a desert into sand."""
+    ties, theirs, ours = [], [], []
+    for cls in range(NUM_CLASSES):
+        there, here = exemplar_classes == cls, scene == cls
+        weight = min(int(there.sum()), int(here.sum()))
+        if weight >= MIN_TIE:
+            ties.append(weight)
+            theirs.append(exemplar[:, there].astype(np.float64).mean(axis=1))
+            ours.append(rgb[:, here].astype(np.float64).mean(axis=1))
+    if not ties:
+        return exemplar
+    weight = np.array(ties, np.float64)[:, None] / sum(ties)
+    x, y = np.array(theirs), np.array(ours)
+    x_mean, y_mean = (weight * x).sum(axis=0), (weight * y).sum(axis=0)
+    spread = (weight * (x - x_mean) ** 2).sum(axis=0)
+    covariance = (weight * (x - x_mean) * (y - y_mean)).sum(axis=0)
+    gain = np.where(spread > 1.0, covariance / np.maximum(spread, 1.0), 1.0)
+    gain = np.clip(gain, *GAIN_RANGE)
+    out = (exemplar - x_mean[:, None, None]) * gain[:, None, None] + y_mean[:, None, None]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def _inner(source: np.ndarray) -> np.ndarray:
-    """``source`` without its boundary pixels, which mix in the neighbouring class (unless
-    that would leave nothing)."""
-    inner = ndimage.binary_erosion(source)
-    return inner if inner.any() else source
+    """``source`` without the ``BORDER`` pixels along its edge, which mix in the neighbouring
+    class (a label drawn a little off the shore puts quay in the water), or with fewer where
+    that would leave nothing."""
+    for iterations in range(BORDER, 0, -1):
+        inner = ndimage.binary_erosion(source, iterations=iterations)
+        if inner.any():
+            return inner
+    return source
 
 
 def _cells(box: tuple[slice, slice]) -> list[tuple[slice, slice]]:
@@ -121,13 +216,16 @@ def _cells(box: tuple[slice, slice]) -> list[tuple[slice, slice]]:
 def _place(
     target: np.ndarray,
     todo: np.ndarray,
+    pieces: np.ndarray,
+    ids: Iterator[int],
     source: np.ndarray,
     source_rgb: np.ndarray,
     home: tuple[int, int],
 ) -> None:
     """Copy into ``target`` (3, h, w) where ``todo`` (h, w) the ``source_rgb`` pixels of up to
     ``ROUNDS`` placements of ``todo`` over ``source``, each the one nearest to ``home`` (the
-    patch's own corner in the source) among the best; clears what it fills from ``todo``."""
+    patch's own corner in the source) among the best; clears what it fills from ``todo`` and
+    numbers each placement's pixels in ``pieces`` with the next of ``ids``."""
     h, w = todo.shape
     if source.shape[0] < h or source.shape[1] < w:
         return
@@ -144,4 +242,34 @@ def _place(
         i, j = candidates[np.argmin(np.abs(candidates - home).sum(axis=1))]
         take = todo & source[i : i + h, j : j + w]
         target[:, take] = source_rgb[:, i : i + h, j : j + w][:, take]
+        pieces[take] = next(ids)
         todo &= ~take
+
+
+def _level_seams(image: np.ndarray, pieces: np.ndarray, sigma: float = SEAM_SIGMA) -> None:
+    """Even out the steps in brightness and colour where pieces cut from different places meet
+    (in ``image``, in place; ``pieces`` numbers them, 0 elsewhere): each piece's local level
+    (a Gaussian mean over its own pixels) is moved to that of all pieces around, which leaves
+    the middle of a piece and its detail as they were. A seam is an edge that no real land of
+    one class has, and a detector would learn it."""
+    region = pieces > 0
+    if not region.any():
+        return
+    pixels = image.astype(np.float32)
+    shared = _local_mean(pixels, region, sigma)
+    correction = np.zeros_like(pixels)
+    reach = int(3 * sigma) + 1
+    for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
+        if box is None:
+            continue
+        grown = (slice(None), *(slice(max(s.start - reach, 0), s.stop + reach) for s in box))
+        inside = pieces[grown[1:]] == piece
+        own = _local_mean(pixels[grown], inside, sigma)
+        correction[grown][:, inside] = shared[grown][:, inside] - own[:, inside]
+    image[:, region] = np.clip(np.round(pixels + correction), 0, 255)[:, region]
+
+
+def _local_mean(pixels: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
+    """Per band, the Gaussian-weighted mean of ``pixels`` (3, h, w) over the pixels ``where``."""
+    weight = np.maximum(ndimage.gaussian_filter(where.astype(np.float32), sigma), 1e-6)
+    return np.stack([ndimage.gaussian_filter(band * where, sigma) / weight for band in pixels])

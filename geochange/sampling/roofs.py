@@ -1,13 +1,18 @@
 """New buildings as buildings: a real roof fitted to each new footprint, and its shadow.
 
 Filling a footprint with roof pixels cut at random gives a patchwork of roofs, and a building
-without a shadow looks painted on. So each new footprint takes one real building of the image
-(the one nearby most alike in size and elongation), turned and stretched onto the footprint's
-axes; then every new building casts a shadow in the direction, length and darkness that the
-image's own buildings show.
+without a shadow looks painted on. So each new footprint takes one real building (the one of
+the image nearby most alike in size and elongation; where the image has none, one of the
+exemplar bank's), turned and stretched onto the footprint's axes; then every new building casts
+a shadow in the direction, length and darkness that the image's own buildings show (or, in an
+image without buildings, those of the bank crop its roofs came from: their lit and shaded sides
+go with that sun).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy import ndimage
@@ -18,11 +23,39 @@ MIN_ROOF = 16
 """Smallest building (pixels) worth taking a roof from."""
 CHOICES = 3
 """A roof is drawn among this many best-matching buildings, so new houses are not all alike."""
+FOREIGN = 1.0
+"""How much worse a fit a roof from elsewhere (the bank) counts than one of the image, in the
+misfit's units (log area ratio + log elongation ratio): the image's own roofs look the part,
+but one small shed stretched over a whole block does not."""
 SHADOW_REACH = 10
 """Longest shadow (pixels) looked for beside the image's buildings."""
 SHADOW_MIN_PIXELS = 200
 """Building pixels needed to read the shadows off an image; fewer: no shadows are cast."""
 DIRECTIONS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+Shadow = tuple[tuple[int, int], int, float]
+"""Direction (dy, dx) a shadow falls, its length in steps and the factor it darkens land by."""
+
+
+@dataclass(frozen=True)
+class Roofs:
+    """Buildings a new footprint can take its roof from: per roof the pixels of its bounding
+    box (3, h, w), which of them are roof, and its shape's moments."""
+
+    pixels: list[np.ndarray]
+    inside: list[np.ndarray]
+    area: np.ndarray
+    centre: np.ndarray
+    """(n, 2) centroid within its box."""
+    position: np.ndarray
+    """(n, 2) centroid in the image (infinitely far for a bank's roofs)."""
+    spreads: np.ndarray
+    """(n, 2) spread along the major and minor axis, pixels."""
+    axes: np.ndarray
+    """(n, 2, 2) the axes, as columns."""
+
+    def __len__(self) -> int:
+        return len(self.area)
 
 
 def _moments(labels: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
@@ -45,60 +78,79 @@ def _axes(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.maximum(values[::-1], 0.25)), vectors[:, ::-1]
 
 
+def roofs_of(rgb: np.ndarray, buildings: np.ndarray, located: bool = True) -> Roofs:
+    """The roofs of the ``buildings`` of ``rgb`` (3, h, w) of at least ``MIN_ROOF`` pixels;
+    ``located``: their place in ``rgb`` counts (a new house takes a roof from nearby)."""
+    labels, count = ndimage.label(buildings)
+    if count:
+        area, centre, cov = _moments(labels, count)
+    else:
+        area, centre, cov = np.zeros(0), np.zeros((0, 2)), np.zeros((0, 2, 2))
+    keep = [k for k in range(count) if area[k] >= MIN_ROOF]
+    boxes = ndimage.find_objects(labels)
+    corners = np.array([[boxes[k][0].start, boxes[k][1].start] for k in keep], np.float64)
+    shapes = [_axes(cov[k]) for k in keep]
+    return Roofs(
+        pixels=[rgb[(slice(None), *boxes[k])].astype(np.float32) for k in keep],
+        inside=[labels[boxes[k]] == k + 1 for k in keep],
+        area=area[keep],
+        centre=centre[keep] - corners.reshape(-1, 2),
+        position=centre[keep] if located else np.full((len(keep), 2), np.inf),
+        spreads=np.array([s for s, _ in shapes]).reshape(-1, 2),
+        axes=np.array([a for _, a in shapes]).reshape(-1, 2, 2),
+    )
+
+
+def join_roofs(parts: list[Roofs]) -> Roofs:
+    """One set of roofs from several images' (the crops of a bank)."""
+    parts = parts or [roofs_of(np.zeros((3, 1, 1), np.uint8), np.zeros((1, 1), bool))]
+    return Roofs(
+        pixels=[p for part in parts for p in part.pixels],
+        inside=[i for part in parts for i in part.inside],
+        area=np.concatenate([part.area for part in parts]),
+        centre=np.concatenate([part.centre for part in parts]).reshape(-1, 2),
+        position=np.concatenate([part.position for part in parts]).reshape(-1, 2),
+        spreads=np.concatenate([part.spreads for part in parts]).reshape(-1, 2),
+        axes=np.concatenate([part.axes for part in parts]).reshape(-1, 2, 2),
+    )
+
+
 def fit_roofs(
     base: np.ndarray,
     filled: np.ndarray,
-    rgb: np.ndarray,
-    valid: np.ndarray,
-    before: np.ndarray,
-    after: np.ndarray,
+    new: np.ndarray,
+    roofs: Roofs,
     rng: np.random.Generator,
 ) -> None:
-    """Fill each new building footprint with one real roof of ``rgb``, in ``base``; marks the
-    pixels in ``filled``. Footprints the roof does not quite cover take its nearest pixel."""
-    new = (before != after) & (after == BUILDING)
-    roofs, count = ndimage.label(valid & (before == BUILDING) & (after == BUILDING))
-    if not new.any() or count == 0:
-        return
-    area, centre, cov = _moments(roofs, count)
-    usable = np.flatnonzero(area >= MIN_ROOF)
-    if len(usable) == 0:
-        return
-    spreads = np.array([_axes(c)[0] for c in cov])
-    roof_boxes = ndimage.find_objects(roofs)
+    """Fill each footprint of ``new`` (bool, h x w) with one of ``roofs``, in ``base``; marks
+    the pixels in ``filled``. Footprints the roof does not quite cover take its nearest
+    pixel."""
     footprints, n_new = ndimage.label(new)
+    if n_new == 0 or len(roofs) == 0:
+        return
     f_area, f_centre, f_cov = _moments(footprints, n_new)
+    elongation = np.log(roofs.spreads[:, 0] / roofs.spreads[:, 1])
     for k, box in enumerate(ndimage.find_objects(footprints)):
         f_spread, f_axes = _axes(f_cov[k])
-        elongation = np.log(spreads[usable, 0] / spreads[usable, 1])
-        misfit = np.abs(np.log(area[usable] / f_area[k])) + np.abs(
-            elongation - np.log(f_spread[0] / f_spread[1])
+        distance = np.hypot(*(roofs.position - f_centre[k]).T)
+        misfit = (
+            np.abs(np.log(roofs.area / f_area[k]))
+            + np.abs(elongation - np.log(f_spread[0] / f_spread[1]))
+            + FOREIGN * np.isinf(distance)
         )
-        distance = np.hypot(*(centre[usable] - f_centre[k]).T)
-        best = usable[np.lexsort((distance, misfit))[:CHOICES]]
+        best = np.lexsort((distance, misfit))[:CHOICES]
         roof = best[rng.integers(len(best))]
-        r_spread, r_axes = _axes(cov[roof])
-        matrix = r_axes @ np.diag(r_spread / f_spread) @ f_axes.T
-        rows, cols = roof_boxes[roof]
-        corner = np.array([rows.start, cols.start], np.float64)
+        matrix = roofs.axes[roof] @ np.diag(roofs.spreads[roof] / f_spread) @ f_axes.T
         origin = np.array([box[0].start, box[1].start], np.float64)
-        offset = centre[roof] - corner - matrix @ (f_centre[k] - origin)
+        offset = roofs.centre[roof] - matrix @ (f_centre[k] - origin)
         shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
-        inside = ndimage.affine_transform(
-            (roofs[rows, cols] == roof + 1).astype(np.float32), matrix, offset, shape, order=0
-        )
+
+        warp = partial(ndimage.affine_transform, matrix=matrix, offset=offset, output_shape=shape)
         footprint = footprints[box] == k + 1
-        take = footprint & (inside > 0.5)
+        take = footprint & (warp(roofs.inside[roof].astype(np.float32), order=0) > 0.5)
         if not take.any():
             continue
-        pixels = np.stack(
-            [
-                ndimage.affine_transform(
-                    band[rows, cols].astype(np.float32), matrix, offset, shape, order=1
-                )
-                for band in rgb
-            ]
-        )
+        pixels = np.stack([warp(band, order=1) for band in roofs.pixels[roof]])
         _, nearest = ndimage.distance_transform_edt(~take, return_indices=True)
         pixels = pixels[:, nearest[0], nearest[1]]  # the uncovered rim: nearest roof pixel
         target = base[:, box[0], box[1]]
@@ -116,9 +168,7 @@ def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def shadow_of_buildings(
-    rgb: np.ndarray, valid: np.ndarray, buildings: np.ndarray
-) -> tuple[tuple[int, int], int, float] | None:
+def shadow_of_buildings(rgb: np.ndarray, valid: np.ndarray, buildings: np.ndarray) -> Shadow | None:
     """The image's building shadows as (direction (dy, dx), length in steps, darkness factor),
     read off the land beside its ``buildings``: the side darkest just off the walls, as far as
     it stays darker than the other sides. None where too few buildings or no clear side."""
@@ -149,16 +199,10 @@ def shadow_of_buildings(
 
 
 def cast_shadows(
-    base: np.ndarray,
-    rgb: np.ndarray,
-    valid: np.ndarray,
-    before: np.ndarray,
-    after: np.ndarray,
+    base: np.ndarray, before: np.ndarray, after: np.ndarray, shadow: Shadow | None
 ) -> np.ndarray:
-    """Darken ``base`` where the new buildings' shadows fall, as the image's own buildings'
-    do; returns where it did (land that keeps its class: the shadow is not a change)."""
-    old = valid & (before == BUILDING) & (after == BUILDING)
-    shadow = shadow_of_buildings(rgb, valid, old)
+    """Darken ``base`` where the new buildings' ``shadow`` falls; returns where it did (land
+    that keeps its class: the shadow is not a change)."""
     new = (before != after) & (after == BUILDING)
     dark = np.zeros(new.shape, bool)
     if shadow is None or not new.any():

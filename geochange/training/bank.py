@@ -5,25 +5,54 @@ from __future__ import annotations
 import numpy as np
 
 from geochange.classes import NUM_CLASSES
-from geochange.model.bank import ExemplarBank
+from geochange.model.bank import MIN_SHARE, ExemplarBank
 from geochange.training.crops import CropSource
 
 
-def build_bank(dataset: CropSource, per_class: int = 3, scan: int | None = None) -> ExemplarBank:
-    """The ``per_class`` crops of ``dataset`` holding the most pixels of each class (a crop may
-    serve several classes), scanning its first ``scan`` crops (default: all)."""
+def build_bank(dataset: CropSource, per_class: int = 6, scan: int | None = None) -> ExemplarBank:
+    """Per class, ``per_class`` crops of ``dataset`` full of it and unlike each other in its
+    colour (a crop may serve several classes), scanning its first ``scan`` crops (default:
+    all). The painter takes the crop nearest an image's colours, so the bank should span the
+    looks a class has (sand and soil, lawn and steppe), not the same field thrice."""
     count = len(dataset) if scan is None else min(scan, len(dataset))
     shares = np.zeros((count, NUM_CLASSES))
+    colours = np.zeros((count, NUM_CLASSES, 3))
     for index in range(count):
-        _, mask = dataset.unaugmented(index)
-        shares[index] = np.bincount(mask.numpy().ravel(), minlength=256)[:NUM_CLASSES]
+        image, mask = (t.numpy() for t in dataset.unaugmented(index))
+        if _mirrored(image):
+            continue  # a small file mirrored out to the crop size: a kaleidoscope, not a place
+        for cls in range(NUM_CLASSES):
+            where = mask == cls
+            shares[index, cls] = where.mean()
+            if where.any():
+                colours[index, cls] = image[:, where].mean(axis=1)
     chosen: list[int] = []
     for cls in range(NUM_CLASSES):
-        ranked = [int(i) for i in np.argsort(-shares[:, cls]) if shares[i, cls] > 0]
-        chosen += [i for i in ranked[:per_class] if i not in chosen]
+        least = max(MIN_SHARE * shares[:, cls].max(), 1e-9)
+        full = [int(i) for i in np.argsort(-shares[:, cls]) if shares[i, cls] >= least]
+        chosen += [i for i in _unlike(full, colours[:, cls], per_class) if i not in chosen]
     images, classes = [], []
     for index in chosen:
         image, mask = dataset.unaugmented(index)
         images.append(((image.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8))
         classes.append(mask.numpy().astype(np.uint8))
     return ExemplarBank(np.stack(images), np.stack(classes))
+
+
+def _mirrored(image: np.ndarray) -> bool:
+    """Whether two neighbouring rows or columns of ``image`` (3, h, w) are identical, the trace
+    of symmetric padding (never seen in a real photo's full width)."""
+    rows = (image[:, 1:] == image[:, :-1]).all(axis=(0, 2))
+    cols = (image[:, :, 1:] == image[:, :, :-1]).all(axis=(0, 1))
+    return bool(rows.any() or cols.any())
+
+
+def _unlike(ranked: list[int], colours: np.ndarray, count: int) -> list[int]:
+    """Up to ``count`` of ``ranked`` (best first): the best, then each time the one whose colour
+    is farthest from all taken so far."""
+    taken = ranked[:1]
+    rest = ranked[1:]
+    while rest and len(taken) < count:
+        gaps = [min(np.abs(colours[i] - colours[j]).sum() for j in taken) for i in rest]
+        taken.append(rest.pop(int(np.argmax(gaps))))
+    return taken
