@@ -71,6 +71,8 @@ def test_composition_variants_name_the_ablation():
         ("pixel", False, 3),
         ("latent", False, 3),
     ]
+    acquisitions = [v.acquisition.is_identity() for v in variants.values()]
+    assert acquisitions == [False, False, True]  # the paper's pairs differ only where changed
     # Options outside the three come first, as the run's own; without ablation they are alone.
     odd = SamplingOptions(composition="latent", exemplars=True)
     assert list(composition_variants(odd, ablation=True))[0] == "latent composition, exemplars on"

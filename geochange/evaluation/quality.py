@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 from rasterio.windows import Window
 
+from geochange.acquisition import PRESETS
 from geochange.classes import NODATA, load_scheme
 from geochange.evaluation.detector import read_pairs
 from geochange.evaluation.metrics import (
@@ -236,7 +237,8 @@ def semantic_fidelity(
 
 COMPOSITIONS_OF_THE_ABLATION = (("pixel", True), ("pixel", False), ("latent", False))
 """(composition, exemplars) of the change-realism ablation: the default, the pixel composition
-from the model alone, and the paper (every t2 pixel decoded from latents)."""
+from the model alone, and the paper (every t2 pixel decoded from latents, with no acquisition
+differences, which the paper does not have)."""
 REALISM_TARGETS = {
     "correlation_unchanged": "0.6-0.95",
     "sharpness_unchanged": ">= 0.85",
@@ -298,6 +300,8 @@ def composition_variants(options: SamplingOptions, ablation: bool) -> dict[str, 
     if ablation:
         for composition, exemplars in COMPOSITIONS_OF_THE_ABLATION:
             variant = replace(options, composition=composition, exemplars=exemplars)
+            if (composition, exemplars) == ("latent", False):
+                variant = replace(variant, acquisition=PRESETS["none"])
             variants.setdefault(_composition_name(variant), variant)
     return variants
 
