@@ -361,13 +361,15 @@ BUILDING_HEIGHT_M, TREE_HEIGHT_M = 10.0, 7.0
 SHADOW_FACTOR = np.array([0.5, 0.55, 0.65], np.float32)
 """Light left in a cast shadow per band: blue least darkened (skylight fills shadows)."""
 
+# Bare land and water take a season's look only faintly: its gains are vegetation's, and a
+# desert taken to summer at 0.4 turned green.
 _SEASON_WEIGHT = np.zeros(NUM_CLASSES + 1, np.float32)  # last entry: no data
 for _cls, _weight in {
     TREE: 1.0,
     RANGELAND: 1.0,
     AGRICULTURE: 1.0,
-    BARELAND: 0.4,
-    WATER: 0.25,
+    BARELAND: 0.1,
+    WATER: 0.1,
     DEVELOPED: 0.1,
     ROAD: 0.05,
     BUILDING: 0.05,

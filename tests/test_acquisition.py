@@ -22,7 +22,7 @@ from geochange.acquisition import (
     parse_acquisition,
     shift_of,
 )
-from geochange.classes import BUILDING, NODATA, ROAD, TREE
+from geochange.classes import BARELAND, BUILDING, NODATA, ROAD, TREE
 from geochange.cli.main import cli
 from geochange.errors import InputError
 from geochange.evaluation.metrics import masked_correlation, sharpness
@@ -305,6 +305,18 @@ def test_season_moves_vegetation_not_roads_and_roofs(houston):
     assert (out[0] - rgb[0].astype(int))[interior[TREE]].mean() > 0  # toward yellow-brown
     # no class outline: the change steps by little from one pixel to the next
     assert np.percentile(np.abs(np.diff(change, axis=1)), 99.9) < 25
+
+
+def test_no_season_turns_a_desert_green():
+    rng = np.random.default_rng(0)
+    sand = np.clip(
+        np.array([200, 180, 150])[:, None, None] + rng.normal(0, 6, (3, 128, 128)), 0, 255
+    )
+    classes = np.full((128, 128), BARELAND)
+    for season in ("spring", "summer", "autumn", "winter", "dry"):
+        out = _apply((sand.astype(np.uint8), classes), season=season).astype(float)
+        greener = (out[1] - (out[0] + out[2]) / 2) - (sand[1] - (sand[0] + sand[2]) / 2)
+        assert np.abs(greener).max() < 5, season
 
 
 def test_controls_do_not_leak_into_each_other(palu):
