@@ -303,7 +303,12 @@ def load_scheme(name_or_path: str | Path) -> ClassScheme:
             f"use one of {', '.join(SCHEMES)} or the path of a YAML file",
         )
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"class scheme {path} is not UTF-8 text ({err.reason} at byte {err.start})",
+            "save it as UTF-8",
+        ) from err
     except (OSError, yaml.YAMLError) as err:
         raise InputError(f"cannot read class scheme {path}: {err}") from err
     if not isinstance(spec, dict) or not ({"codes", "colours"} & spec.keys()):
@@ -311,17 +316,55 @@ def load_scheme(name_or_path: str | Path) -> ClassScheme:
             f"class scheme {path} has no 'codes:' or 'colours:' mapping",
             "write e.g. 'codes: {1: tree, 2: water, 0: nodata}'",
         )
+    mapping = spec["codes" if "codes" in spec else "colours"]
+    if not isinstance(mapping, dict) or not mapping:
+        raise InputError(
+            f"class scheme {path}: its '{'codes' if 'codes' in spec else 'colours'}:' is not a "
+            "mapping of values to classes",
+            "write e.g. 'codes: {1: tree, 2: water, 0: nodata}'",
+        )
 
     def target(value: object) -> int:
         return NODATA if str(value).strip().lower() == "nodata" else class_index(value)
 
     if "codes" in spec:
-        codes = {int(k): target(v) for k, v in spec["codes"].items()}
-        return ClassScheme(path.stem, codes=codes)
-    colours = {}
-    for k, v in spec["colours"].items():
-        parts = [int(p) for p in str(k).replace(" ", "").strip("()[]").split(",")]
-        if len(parts) != 3:
-            raise InputError(f"colour {k!r} in {path} is not 'R,G,B'")
-        colours[tuple(parts)] = target(v)
+        return ClassScheme(path.stem, codes={_code(k, path): target(v) for k, v in mapping.items()})
+    colours = {_colour(k, path): target(v) for k, v in mapping.items()}
     return ClassScheme(path.stem, colours=colours)
+
+
+def _code(key: object, path: Path) -> int:
+    """A raster value of a YAML ``codes:`` key: a whole number (1.7 is not 1)."""
+    if isinstance(key, bool) or not isinstance(key, int):
+        raise InputError(
+            f"code {key!r} in class scheme {path} is not a whole number",
+            "the keys of 'codes:' are the raster's values, e.g. 'codes: {1: tree, 0: nodata}'",
+        )
+    return key
+
+
+def _colour(key: object, path: Path) -> tuple[int, int, int]:
+    """An RGB triple of a YAML ``colours:`` key written 'R,G,B', each 0-255."""
+    parts = str(key).replace(" ", "").strip("()[]").split(",")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) <= 255 for p in parts):
+        raise InputError(
+            f"colour {key!r} in {path} is not 'R,G,B' with each of 0-255",
+            "write e.g. 'colours: {\"60,16,152\": building}'",
+        )
+    red, green, blue = (int(p) for p in parts)
+    return red, green, blue
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice (it kept the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is written twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)

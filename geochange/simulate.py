@@ -53,7 +53,7 @@ from geochange.report import Reporter
 from geochange.scratch import ScratchRaster
 from geochange.vectors import rasterize, read_changes, read_polygons, split_layer
 from geochange.writing.folder import OutputFolder
-from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF
+from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF, check_creation_options
 from geochange.writing.polygons import ChangePolygonWriter
 from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
 from geochange.writing.stac import write_item
@@ -255,6 +255,7 @@ def simulate(
     """
     if timestamps < 2:
         raise InputError("--timestamps must be at least 2")
+    check_creation_options(creation_options or {})
     reporter = reporter or Reporter()
     scheduler = scheduler or Scheduler()
     folder = OutputFolder(output, overwrite, resume, inputs.paths.values())

@@ -47,6 +47,12 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
             f"cannot read {role} vectors {path}: {err}",
             "check the path; any format OGR reads works (GeoPackage, GeoJSON, Shapefile, ...)",
         ) from err
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InputError(
+            f"{role} vectors {path}{'' if layer is None else f' (layer {layer})'} are a table "
+            "without geometry",
+            "name a layer that holds polygons, e.g. 'file.gpkg|layername=buildings'",
+        )
     if frame.crs is None:
         raise InputError(
             f"{role} vectors {path} have no coordinate reference system",
@@ -56,6 +62,9 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
     total = len(frame)
     frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
     empty = total - len(frame)
+    coordinates, owner = shapely.get_coordinates(frame.geometry.values, return_index=True)
+    broken = np.unique(owner[~np.isfinite(coordinates).all(axis=1)])
+    frame = frame.drop(index=frame.index[broken])
     invalid = int((~frame.geometry.is_valid).sum())
     if invalid:
         frame = frame.set_geometry(shapely.make_valid(frame.geometry.values))
@@ -68,6 +77,7 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
     frame = frame[inside]
     for count, what in (
         (empty, "are empty"),
+        (len(broken), "have coordinates that are not numbers (NaN or infinite)"),
         (not_polygons, "are not polygons (points or lines)"),
         (outside, "lie outside the land-cover raster"),
     ):

@@ -503,6 +503,78 @@ def test_gsd_of_an_ungeoreferenced_raster_is_metres_in_a_crs_of_feet(tmp_path):
         assert inputs.grid.transform.a == pytest.approx(1 / 0.3048006096)
 
 
+SCHEME_CASES = {
+    "a-list": (b"- 1\n- 2\n", ["has no 'codes:' or 'colours:' mapping"]),
+    "null": (b"", ["has no 'codes:' or 'colours:' mapping"]),
+    "codes-not-a-mapping": (b"codes: [1, 2]\n", ["its 'codes:' is not a mapping"]),
+    "key-not-a-code": (
+        b"codes: {1: bareland, x: water, 2: rangeland, 8: building}\n",
+        ["code 'x' in class scheme", "is not a whole number", "the raster's values"],
+    ),
+    "fractional-key": (
+        b"codes: {1.7: bareland, 2: rangeland, 8: building}\n",
+        ["code 1.7 in class scheme", "is not a whole number"],
+    ),
+    "duplicate-key": (
+        b"codes: {2: tree, 2: rangeland, 8: building}\n",
+        ["cannot read class scheme", "key 2 is written twice"],
+    ),
+    "colour-out-of-range": (
+        b'colours: {"300,0,0": tree}\n',
+        ["colour '300,0,0' in", "is not 'R,G,B' with each of 0-255"],
+    ),
+    "colour-not-numbers": (b'colours: {"a,b,c": tree}\n', ["colour 'a,b,c' in"]),
+    "not-utf-8": (
+        "codes: {2: rangeland, 8: building} # café\n".encode("latin-1"),
+        ["is not UTF-8 text (invalid continuation byte at byte 40)", "save it as UTF-8"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SCHEME_CASES)
+def test_bad_class_scheme_via_cli(case, region, tmp_path):
+    text, fragments = SCHEME_CASES[case]
+    (tmp_path / "scheme.yaml").write_bytes(text)
+    out = tmp_path / "out"
+    args = ["--classes", tmp_path / "scheme.yaml", "--events", "regrowth", "-o", out]
+    assert_refused(geochange("simulate", region, *args), out, *fragments)
+
+
+OPTION_CASES = {
+    "negative-seed": (
+        ["--seed", "-1"],
+        ["Invalid value for '--seed': -1 is not in the range x>=0"],
+    ),
+    "blocksize-not-allowed": (
+        ["--co", "BLOCKSIZE=100"],
+        ["GDAL's COG driver does not take the creation options BLOCKSIZE=100", "should be >= 128"],
+    ),
+    "unknown-compression": (
+        ["--co", "COMPRESS=FOO"],
+        ["does not take the creation options COMPRESS=FOO", "gdal.org/drivers/raster/cog"],
+    ),
+    "unknown-creation-option": (
+        ["--co", "FOO=1"],
+        ["does not take the creation options FOO=1: driver COG does not support"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OPTION_CASES)
+def test_bad_options_via_cli(case, region, tmp_path):
+    options, fragments = OPTION_CASES[case]
+    out = tmp_path / "out"
+    done = geochange("simulate", region, "--events", "regrowth", *options, "-o", out)
+    assert_refused(done, out, *fragments)
+
+
+def test_output_name_too_long_via_cli(region, tmp_path):
+    out = tmp_path / ("x" * 250)
+    done = geochange("simulate", region, "--events", "regrowth", "-o", out)
+    assert_refused_beside(done, "the output folder name is 250 bytes long, more than the 240")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["region.tif"]
+
+
 def test_16_bit_land_cover_with_known_codes_is_read(tmp_path):
     codes = _codes()
     region = write_raster(tmp_path / "r.tif", codes.astype(np.uint16))
@@ -538,7 +610,46 @@ def _changes(to_class: list, geometry: list | None = None, crs: str = UTM):
     )
 
 
+def _geojson(folder: Path, corners: tuple[str, ...] = ("NaN",)) -> Path:
+    """Squares whose second corner's northing is written as given: ``NaN`` is a coordinate
+    that is not a number (GEOS raised on it: a traceback)."""
+    features = []
+    for corner in corners:
+        ring = f"[500010,5549900],[500040,{corner}],[500040,5549930],[500010,5549930]"
+        geometry = f'{{"type":"Polygon","coordinates":[[{ring},[500010,5549900]]]}}'
+        features.append(
+            f'{{"type":"Feature","properties":{{"to_class":"water"}},"geometry":{geometry}}}'
+        )
+    crs = '{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::32633"}}'
+    text = f'{{"type":"FeatureCollection","crs":{crs},"features":[{",".join(features)}]}}'
+    (folder / "v.geojson").write_text(text)
+    return folder / "v.geojson"
+
+
+def _table_without_geometry(folder: Path) -> Path:
+    import sqlite3
+
+    path = _write(gpd.GeoDataFrame(geometry=[INSIDE], crs=UTM), folder / "v.gpkg", layer="roofs")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE owners (name TEXT)")
+        db.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier) "
+            "VALUES ('owners', 'attributes', 'owners')"
+        )
+    return Path(f"{path}|layername=owners")
+
+
 VECTOR_CASES = {
+    "nan-coordinate": (
+        "--changes",
+        _geojson,
+        ["--changes vectors", "no usable polygon over the land cover"],
+    ),
+    "table-without-geometry": (
+        "--buildings",
+        _table_without_geometry,
+        ["--buildings vectors", "(layer owners) are a table without geometry", "layername="],
+    ),
     "no-crs": (
         "--buildings",
         _no_crs_shapefile,
@@ -622,6 +733,14 @@ def _messy_changes(folder: Path) -> Path:
     geometry = [bowtie, shapely.Polygon(), shapely.box(0, 0, 5, 5), line, two_parts, mixed]
     frame = gpd.GeoDataFrame({"to_class": [6.0] * 6}, geometry=geometry, crs=UTM)
     return _write(frame, folder / "messy.gpkg")
+
+
+def test_a_nan_coordinate_drops_its_feature_with_a_warning(region, tmp_path):
+    changes = _geojson(tmp_path, ("NaN", "5549900"))
+    done = geochange("simulate", region, "--changes", changes, "-o", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    message = "--changes: 1 of 2 features have coordinates that are not numbers (NaN or infinite)"
+    assert message in done.stderr
 
 
 def test_messy_vectors_finish_with_warnings_via_cli(region, tmp_path):

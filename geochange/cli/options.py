@@ -44,7 +44,11 @@ min_area_opt = click.option(
     "change beside them, in every output (rasters and polygons alike). 0 keeps every pixel.",
 )
 seed_opt = click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same output."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Random seed (0 or more); same seed, same output.",
 )
 json_opt = click.option(
     "--json",

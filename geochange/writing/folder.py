@@ -29,11 +29,23 @@ MARKER = ".geochange"
 MARKER_TEXT = "This folder was written by geochange; a run with --overwrite may replace it.\n"
 
 
+NAME_MAX = 240
+"""Bytes of an output folder's name: its hidden siblings (``.NAME.partial``, ``.NAME.old-PID``)
+must still fit the usual 255-byte limit of a file name."""
+
+
 def output_path(path: str | Path) -> Path:
     """The absolute path of an output folder, with ``..`` resolved; an empty name is refused."""
     if not str(path).strip():
         raise InputError("the output folder name is empty", "name a folder, e.g. -o out")
-    return Path(os.path.abspath(path))
+    absolute = Path(os.path.abspath(path))
+    size = len(os.fsencode(absolute.name))
+    if size > NAME_MAX:
+        raise InputError(
+            f"the output folder name is {size} bytes long, more than the {NAME_MAX} it may have",
+            "choose a shorter name",
+        )
+    return absolute
 
 
 def check_replaceable(path: Path, inputs: Iterable[str | Path] = ()) -> None:

@@ -7,20 +7,27 @@ then GDAL's COG driver compresses it and builds the overviews in one bounded-mem
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import rasterio
 import rasterio.shutil
+from affine import Affine
+from rasterio._err import CPLE_BaseError
+from rasterio.errors import RasterioError
+from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from geochange.classes import gdal_colormap, to_codes
+from geochange.errors import InputError
 from geochange.grid import Grid
 from geochange.plan import TILE
 from geochange.writing.qml import landcover_qml, write_sidecar
 
 DEFAULT_CREATION_OPTIONS = {"COMPRESS": "DEFLATE", "NUM_THREADS": "ALL_CPUS"}
 GDAL_CACHE_MB = 64
+PROBE = "/vsimem/geochange-creation-options.tif"
 """GDAL's block cache, capped so memory does not grow with the raster."""
 
 
@@ -80,6 +87,60 @@ class StreamingGeoTIFF:
         if not self.dataset.closed:
             self.dataset.close()
         self.partial.unlink(missing_ok=True)
+
+
+def check_creation_options(creation_options: dict[str, str]) -> None:
+    """Refuse options GDAL's COG driver would reject or ignore, before anything is written.
+
+    GDAL only warns about an unknown option or value (``COMPRESS=FOO`` wrote uncompressed
+    files) and fails on a bad block size only after the whole run; a 16-pixel probe in memory
+    finds both at once.
+    """
+    if not creation_options:
+        return
+    options = {**DEFAULT_CREATION_OPTIONS, "BLOCKSIZE": str(TILE), **creation_options}
+    complaints: list[str] = []
+    handler = _Collect(complaints)
+    logger = logging.getLogger("rasterio._env")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False  # the complaints become the error message, not warnings too
+    try:
+        with MemoryFile() as memory:
+            profile = {"width": 16, "height": 16, "count": 1, "dtype": "uint8"}
+            placed = {"crs": "EPSG:32633", "transform": Affine(0.5, 0, 5e5, 0, -0.5, 5e6)}
+            with memory.open(driver="GTiff", **profile, **placed) as probe:
+                probe.write(np.zeros((1, 16, 16), np.uint8))
+            rasterio.shutil.copy(memory.name, PROBE, driver="COG", **options)
+        rasterio.shutil.delete(PROBE)
+    except (RasterioError, CPLE_BaseError) as err:
+        complaints.append(str(err))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    if complaints:
+        given = ", ".join(f"{k}={v}" for k, v in creation_options.items())
+        raise InputError(
+            f"GDAL's COG driver does not take the creation options {given}: "
+            + "; ".join(dict.fromkeys(complaints)),
+            "see https://gdal.org/drivers/raster/cog.html for the options and their values "
+            "(e.g. COMPRESS=ZSTD, BLOCKSIZE=512)",
+        )
+
+
+class _Collect(logging.Handler):
+    """Keeps GDAL's complaints about creation options."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "CPLE_NotSupported" in message or "CPLE_IllegalArg" in message:
+            self.into.append(message.split(" in ", 1)[-1])
 
 
 def band_statistics(dataset: rasterio.DatasetReader) -> list[dict[str, str]]:
