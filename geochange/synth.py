@@ -533,9 +533,10 @@ class Painter:
         ]
         size = (masks[0].shape[-2] // self.f, masks[0].shape[-1] // self.f)
         valid1 = t1 != NODATA
+        has_pixels = np.ones(t1.shape, bool)  # where the previous image holds data
         if t1_image is not None:
-            rgb1, image_valid = t1_image
-            valid1 &= image_valid
+            rgb1, has_pixels = t1_image
+            valid1 &= has_pixels
             z_a = self._encode(rgb1, pad)
         else:
             # Plain conditional generation: nothing unchanged, so the mixing rule never copies.
@@ -582,7 +583,8 @@ class Painter:
             latent = self._sample(block, timestamp, z_a, unchanged, hold, masks[timestamp - 1], pin)
             decoded = self._decode(latent, pad, height, width)
             if self.options.composition == "pixel":
-                weight = blend_weight(keep & valid)
+                # land of no known class is kept too: unknown is not changed
+                weight = blend_weight(keep & has_pixels)
                 base_decoded = self._decode(z_base, pad, height, width)
                 rgb = compose(base, decoded, base_decoded, weight)
             else:
@@ -590,7 +592,7 @@ class Painter:
             if name in neighbours:
                 rgb = level_to_neighbours(rgb, neighbours[name], known)
             images.append(rgb)
-            valid = np.ones_like(valid1)  # painted images hold data everywhere
+            valid = has_pixels = np.ones_like(valid1)  # painted images hold data everywhere
         return images, valid1
 
     def _encode(self, rgb: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:

@@ -299,3 +299,35 @@ def test_the_bank_keeps_unlike_crops_of_each_class_and_no_mirrored_ones():
     bank = build_bank(_Crops(images, masks), per_class=2)
     kept = {int(image.mean()) for image in bank.images}
     assert kept == {int(images[0].mean()), int(images[2].mean())}
+
+
+def test_land_of_unknown_class_keeps_its_pixels(palu):
+    """Where the land cover is unknown (no data) but the image is not, t2 keeps t1 there like
+    any unchanged land, instead of the model's blur."""
+    from geochange.acquisition import PRESETS
+    from geochange.plan import Block
+    from geochange.synth import SamplingOptions, open_painter
+
+    label, image = palu
+    with rasterio.open(label) as src:
+        codes = src.read(1, window=Window(0, 0, 256, 256)).astype(np.int64)
+    with rasterio.open(image) as src:
+        rgb = src.read(window=Window(0, 0, 256, 256))
+    before = np.where(codes > 0, codes - 1, NODATA)
+    before[40:140, 40:140] = NODATA  # a square nobody labelled
+    after = before.copy()
+    after[180:200, 180:220] = BUILDING
+    options = SamplingOptions(steps=4, threads=1, acquisition=PRESETS["none"])
+    painter = open_painter("default", options, 0, "cpu")
+    whole = Window(0, 0, 256, 256)
+    images, _ = painter.paint_block(
+        Block(0, 0, whole, whole),
+        [before, after],
+        {},
+        np.zeros((256, 256), bool),
+        (rgb, np.ones((256, 256), bool)),
+    )
+    unknown = np.zeros((256, 256), bool)
+    unknown[44:136, 44:136] = True
+    assert masked_correlation(rgb, images[1], unknown) > 0.9
+    assert sharpness_ratio(rgb, images[1], unknown) > 0.85
