@@ -107,13 +107,22 @@ def open_scheduler(spec: str | None) -> Scheduler:
             )
         # Dask makes workers trim freed memory at 64 KiB, which turns every large torch
         # allocation into an mmap and page faults: keep glibc's default. One thread each, so N
-        # workers use N cores.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        # workers use N cores. Its HTTP server starts even without a dashboard (it took
+        # 127.0.0.1:8787): it serves nothing and takes a free port on this machine only; the
+        # cluster talks over 127.0.0.1 alone.
+        settings = {
+            "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+            "distributed.scheduler.http.routes": [],
+            "distributed.worker.http.routes": [],
+        }
+        with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=int(count),
                 threads_per_worker=1,
                 processes=True,
+                host="127.0.0.1",
                 dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 silence_logs=logging.ERROR,
             )
         return Scheduler(spec, Client(cluster), cluster)

@@ -7,6 +7,7 @@ The land cover decides the grid unless ``crs``/``gsd`` ask for another one; then
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,8 +74,32 @@ class Grid:
         return CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m")
 
 
+_REMOTE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://|/vsi(?:curl|s3|gs|az|adls|oss|swift|hdfs|webhdfs)[a-z_]*/)",
+    re.IGNORECASE,
+)
+
+
+def require_local(path: str | Path, what: str) -> None:
+    """geochange reads only local files (it promises no network access): refuse URLs and GDAL's
+    network and archive paths before GDAL opens them (it fetched them, then hashing failed)."""
+    text = str(path)
+    if _REMOTE.match(text):
+        raise InputError(
+            f"{what} {text} is on the network; geochange reads local files only",
+            "download it first (e.g. with curl or `gdal_translate`) and pass the local file",
+        )
+    if text.lower().startswith("/vsi"):
+        raise InputError(
+            f"{what} {text} is a GDAL virtual path; geochange reads plain local files only",
+            "extract or copy it to a local file first (e.g. `unzip`, or `gdal_translate` for "
+            "a raster) and pass that file",
+        )
+
+
 def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
-    """Open a raster, turning GDAL's errors into a message that names the file."""
+    """Open a local raster, turning GDAL's errors into a message that names the file."""
+    require_local(path, "raster")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

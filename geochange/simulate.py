@@ -21,6 +21,7 @@ import math
 import platform
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Protocol
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import rasterio
 import shapely
 
@@ -60,6 +62,8 @@ from geochange.writing.stac import write_item
 
 CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
 DEFAULT_BLOCK = 2048
+GPKG_DATE = "1970-01-01T00:00:00.000Z"
+"""``last_change`` of ``changes.gpkg``: fixed, so identical runs give identical bytes."""
 BUILDING_SAMPLE = 2000
 """At most this many of the region's buildings are measured per block for building_add."""
 
@@ -286,6 +290,7 @@ def simulate(
         raise
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"),
+        fixed_gpkg_date(),
         folder as partial,
     ):
         manifest = Manifest(partial, key, resume, plan)
@@ -640,6 +645,18 @@ def _chain(
             raster.discard()
         write_sidecar(files[name], landcover_qml())
     return files
+
+
+@contextmanager
+def fixed_gpkg_date() -> Iterator[None]:
+    """GeoPackage stamps ``gpkg_contents.last_change`` with the time of writing, so two
+    identical runs gave different ``changes.gpkg``; a fixed date keeps every output the same."""
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_DATE})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
 
 
 def _file_info(path: Path) -> dict:

@@ -19,7 +19,7 @@ from rasterio.windows import bounds as window_bounds
 
 from geochange.classes import class_index
 from geochange.errors import InputError
-from geochange.grid import Grid
+from geochange.grid import Grid, require_local
 
 Warn = Callable[[str], None]
 
@@ -30,6 +30,7 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
     ``path`` may name a layer the way QGIS does: ``city.gpkg|layername=buildings``.
     """
     path, layer = split_layer(str(path))
+    require_local(path, f"{role} vectors")
     try:
         if layer is None:
             layers = pyogrio.list_layers(path)

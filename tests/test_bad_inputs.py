@@ -454,6 +454,21 @@ REGION_CASES = {
         [],
         ["declares EPSG:4326, but its coordinates (500000 to 500150", "gdal_edit.py -a_srs"],
     ),
+    "url": (
+        lambda d: "https://example.com/r.tif",
+        [],
+        ["raster https://example.com/r.tif is on the network; geochange reads local files only"],
+    ),
+    "vsicurl": (
+        lambda d: "/vsicurl/https://example.com/r.tif",
+        [],
+        ["is on the network", "download it first"],
+    ),
+    "vsizip-over-the-network": (
+        lambda d: "/vsizip//vsicurl/https://example.com/r.zip/r.tif",
+        [],
+        ["is a GDAL virtual path; geochange reads plain local files only", "unzip"],
+    ),
     "nodata-is-a-class": (
         lambda d: write_raster(d / "r.tif", np.where(_codes() == 8, 5, _codes()), nodata=5),
         [],
@@ -644,6 +659,11 @@ VECTOR_CASES = {
         "--changes",
         _geojson,
         ["--changes vectors", "no usable polygon over the land cover"],
+    ),
+    "url": (
+        "--buildings",
+        lambda d: "https://example.com/v.gpkg",
+        ["--buildings vectors https://example.com/v.gpkg is on the network"],
     ),
     "table-without-geometry": (
         "--buildings",

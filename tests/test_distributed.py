@@ -199,6 +199,24 @@ def test_bad_scheduler_names_the_forms(region, tmp_path, spec, message):
     assert "local:N" in result.output or "local:4" in result.output
 
 
+def test_local_cluster_listens_on_this_machine_only_and_serves_no_dashboard():
+    """dashboard_address=None still left Dask's HTTP server on 127.0.0.1:8787."""
+    import psutil
+
+    from geochange.distributed import open_scheduler
+
+    with open_scheduler("local:1"):
+        here = psutil.Process()
+        listening = [
+            connection.laddr
+            for process in [here, *here.children(recursive=True)]
+            for connection in process.net_connections(kind="inet")
+            if connection.status == psutil.CONN_LISTEN
+        ]
+    assert listening and all(address.ip == "127.0.0.1" for address in listening), listening
+    assert 8787 not in {address.port for address in listening}
+
+
 def test_quiet_run_on_a_local_cluster_prints_nothing(region, tmp_path):
     """Dask's own INFO logs follow -q like geochange's messages."""
     geochange = Path(sys.executable).with_name("geochange")
