@@ -125,9 +125,9 @@ def main() -> None:
     QgsProject.instance().addMapLayer(region, False)
     iface.layer = region
 
-    plugin.run_action.trigger()
+    plugin.simulate_action.trigger()
     dialog = plugin.dialog
-    dialog.resize(900, 760)
+    dialog.resize(1000, 760)
     settle(app)
     dialog.grab().save(str(docs / "qgis_dialog.png"))
     dialog.close()
@@ -143,8 +143,7 @@ def main() -> None:
     )
     view = QgsLayerTreeView()
     model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot())
-    view.setModel(model)
-    view.expandAll()
+    view.setModel(model)  # groups and legends open as the plugin leaves them
     QgsLayerTreeMapCanvasBridge(QgsProject.instance().layerTreeRoot(), canvas)
     splitter = QSplitter(Qt.Horizontal)
     splitter.addWidget(view)

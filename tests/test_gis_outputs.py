@@ -4,14 +4,17 @@ and rasters that carry their band statistics (so QGIS writes no ``.aux.xml``).""
 from __future__ import annotations
 
 import sqlite3
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 import rasterio
 from rasterio.windows import Window
 
+from geochange.classes import CLASS_NAMES, PALETTE, ROAD
 from geochange.grid import Grid
 from geochange.writing.geotiff import StreamingGeoTIFF
+from geochange.writing.qml import landcover_qml
 from tests.test_simulate import run
 
 
@@ -72,3 +75,13 @@ def test_rgb_statistics_leave_the_mask_out(tmp_path):
         for band in range(3):
             assert_tags(src.tags(band + 1), rgb[band][valid])
             assert float(src.tags(band + 1)["STATISTICS_MAXIMUM"]) < 230
+
+
+def test_land_cover_style_shows_roads_dark_on_white_panels():
+    """The .qml keeps OpenEarthMap's palette except the white road, invisible in a legend."""
+    entries = ET.fromstring(landcover_qml()).findall(".//paletteEntry")
+    colours = [entry.get("color") for entry in entries]
+    expected = ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in PALETTE]
+    expected[ROAD] = "#404040"
+    assert colours == expected
+    assert [entry.get("label") for entry in entries] == list(CLASS_NAMES)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from geochange.classes import CLASS_NAMES, PALETTE
+from geochange.classes import CLASS_NAMES, PALETTE, ROAD
+
+DISPLAY_COLOURS = {ROAD: (64, 64, 64)}
+"""Colours QGIS shows instead of the palette's: OpenEarthMap's white road is invisible on a
+white legend panel. The files' colour tables keep OpenEarthMap's palette."""
 
 _TEMPLATE = """<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22.0" styleCategories="AllStyleCategories">
@@ -37,7 +41,10 @@ def palette_qml(entries: list[tuple[int, tuple[int, int, int], str]]) -> str:
 
 def landcover_qml() -> str:
     return palette_qml(
-        [(i + 1, rgb, name) for i, (rgb, name) in enumerate(zip(PALETTE, CLASS_NAMES, strict=True))]
+        [
+            (i + 1, DISPLAY_COLOURS.get(i, rgb), name)
+            for i, (rgb, name) in enumerate(zip(PALETTE, CLASS_NAMES, strict=True))
+        ]
     )
 
 

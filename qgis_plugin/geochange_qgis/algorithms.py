@@ -58,6 +58,36 @@ OUTPUT_KEYS = {
     "t1": "T1",
     "t2": "T2",
 }
+OUTPUT_TITLES = {
+    "t1_landcover": "Land cover before (t1)",
+    "t2_landcover": "Land cover after (t2)",
+    "change": "Change mask",
+    "changes": "Change polygons",
+    "run": "Run record (run.json)",
+    "t1": "Image before (t1)",
+    "t2": "Image after (t2)",
+}
+
+# The CLI's options as the dialog names them (and the parameter names of processing.run), so an
+# error message from the command speaks of what the user can see and change.
+OPTION_FIELDS = {
+    "--classes": "Class scheme (CLASSES, CLASSES_FILE)",
+    "--events": "Events (EVENTS)",
+    "--buildings": "Building footprints (BUILDINGS)",
+    "--changes": "Drawn changes (CHANGES)",
+    "--where": "Confine events to polygons (WHERE)",
+    "--seed": "Random seed (SEED)",
+    "--min-area": "Smallest change (MIN_AREA)",
+    "--crs": "Output CRS (CRS)",
+    "--gsd": "Pixel size (GSD)",
+    "--block-size": "Block size (BLOCK_SIZE)",
+    "--overwrite": "Replace an existing output folder (OVERWRITE)",
+    "--image": "Real image (IMAGE)",
+    "--model": "Model folder (MODEL)",
+    "--device": "Device (DEVICE)",
+    "--steps": "Denoising steps (STEPS)",
+    "-o": "Output folder (OUTPUT)",
+}
 
 
 def _advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
@@ -91,14 +121,14 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Land-cover raster"))
         self.addParameter(
             QgsProcessingParameterEnum(
-                "CLASSES", "Class scheme of the land cover", options=SCHEME_LABELS, defaultValue=0
+                "CLASSES", "Class scheme", options=SCHEME_LABELS, defaultValue=0
             )
         )
         self.addParameter(
             _advanced(
                 QgsProcessingParameterFile(
                     "CLASSES_FILE",
-                    "Class scheme YAML file (replaces the scheme above)",
+                    "Class scheme file (YAML; replaces the above)",
                     fileFilter="YAML files (*.yaml *.yml)",
                     optional=True,
                 )
@@ -107,7 +137,7 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterString(
                 "EVENTS",
-                "Events with their parameters",
+                "Events",
                 defaultValue=EVENTS_DEFAULT,
                 optional=True,
             )
@@ -121,14 +151,14 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterVectorLayer(
                 "CHANGES",
-                "Change polygons (field to_class: class name or code 1-8; optional field event)",
+                "Drawn changes (field to_class)",
                 types=polygons,
                 optional=True,
             )
         )
         self.addParameter(
             QgsProcessingParameterVectorLayer(
-                "WHERE", "Confine the events to these polygons", types=polygons, optional=True
+                "WHERE", "Confine events to polygons", types=polygons, optional=True
             )
         )
         self.addParameter(
@@ -139,6 +169,17 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         self.add_command_parameters()
         self.addParameter(
             _advanced(
+                QgsProcessingParameterNumber(
+                    "MIN_AREA",
+                    "Smallest change (m²)",
+                    QgsProcessingParameterNumber.Double,
+                    defaultValue=4.0,
+                    minValue=0.0,
+                )
+            )
+        )
+        self.addParameter(
+            _advanced(
                 QgsProcessingParameterCrs("CRS", "Output CRS (default: the input's)", None, True)
             )
         )
@@ -146,7 +187,7 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             _advanced(
                 QgsProcessingParameterNumber(
                     "GSD",
-                    "Output pixel size in metres (default: the input's)",
+                    "Pixel size in metres (default: the input's)",
                     QgsProcessingParameterNumber.Double,
                     optional=True,
                     minValue=0.0,
@@ -157,7 +198,7 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             _advanced(
                 QgsProcessingParameterNumber(
                     "BLOCK_SIZE",
-                    "Block edge in pixels (multiple of 512; bounds memory)",
+                    "Block size in pixels (multiple of 512)",
                     QgsProcessingParameterNumber.Integer,
                     defaultValue=2048,
                     minValue=512,
@@ -178,12 +219,13 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         for key, output in OUTPUT_KEYS.items():
             if key in ("t1", "t2") and self.command != "synth":
                 continue
+            title = OUTPUT_TITLES[key]
             if key == "changes":
-                self.addOutput(QgsProcessingOutputVectorLayer(output, "Change polygons"))
+                self.addOutput(QgsProcessingOutputVectorLayer(output, title))
             elif key == "run":
-                self.addOutput(QgsProcessingOutputFile(output, "Run record (run.json)"))
+                self.addOutput(QgsProcessingOutputFile(output, title))
             else:
-                self.addOutput(QgsProcessingOutputRasterLayer(output, key))
+                self.addOutput(QgsProcessingOutputRasterLayer(output, title))
 
     def add_command_parameters(self) -> None:
         """Parameters only this subcommand has."""
@@ -221,11 +263,11 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         """The command line after the executable, without ``--json``."""
         layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
         if layer is None:
-            raise QgsProcessingException("No land-cover raster was given")
+            raise QgsProcessingException("No land-cover raster was given (INPUT)")
         if layer.providerType() != "gdal":
             raise QgsProcessingException(
-                f"The land-cover layer {layer.name()} is not a file GDAL reads; save it as a "
-                "GeoTIFF first"
+                f"The land-cover layer {layer.name()} is not a file: save it as a GeoTIFF "
+                "(Export › Save As…) and choose that"
             )
         classes = (
             self.parameterAsFile(parameters, "CLASSES_FILE", context)
@@ -238,8 +280,9 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         changes = self.parameterAsVectorLayer(parameters, "CHANGES", context)
         if changes is not None and changes.fields().indexFromName("to_class") < 0:
             raise QgsProcessingException(
-                f"The change-polygon layer {changes.name()} has no 'to_class' field; add one "
-                "holding the class each polygon becomes (name or code 1-8)"
+                f"The layer {changes.name()} chosen as Drawn changes (CHANGES) has no field "
+                "to_class: add a text field to_class holding the class each polygon becomes "
+                "(a name such as water, or a code 1-8)"
             )
         for name, option in (
             ("BUILDINGS", "--buildings"),
@@ -250,6 +293,7 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             if path:
                 args += [option, path]
         args += ["--seed", str(self.parameterAsInt(parameters, "SEED", context))]
+        args += ["--min-area", str(self.parameterAsDouble(parameters, "MIN_AREA", context))]
         args += ["--block-size", str(self.parameterAsInt(parameters, "BLOCK_SIZE", context))]
         crs = self.parameterAsCrs(parameters, "CRS", context)
         if crs.isValid():
@@ -273,11 +317,11 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             output.rmdir()
         elif output.exists() and not overwrite:
             raise QgsProcessingException(
-                f"The output folder {output} already exists: choose another one or tick "
-                "'Replace an existing output folder'"
+                f"The output folder {output} already exists: choose another Output folder "
+                "(OUTPUT), or tick Replace an existing output folder (OVERWRITE)"
             )
         args = self.arguments(parameters, context, feedback, output)
-        result = run_cli(args, feedback, self.stages)
+        result = run_cli(args, feedback, self.stages, fields=OPTION_FIELDS)
         self._files = {key: str(path) for key, path in result.get("files", {}).items()}
         self._load = self.parameterAsBoolean(parameters, "LOAD_RESULTS", context)
         temporary = Path(QgsProcessingUtils.tempFolder()) in output.parents
@@ -315,15 +359,16 @@ class SimulateAlgorithm(GeochangeAlgorithm):
         return (
             "Simulates change events on a land-cover raster with the geochange command and "
             "loads the land cover before (t1) and after (t2), the change mask and the change "
-            "polygons (styled by event).<br><br>"
-            "<b>Events</b>: a comma-separated list such as "
-            f"<code>{EVENTS_DEFAULT}</code>; events: {EVENT_NAMES}. "
-            "Run <code>geochange events</code> for their parameters.<br>"
-            "<b>Change polygons</b>: draw polygons with a <code>to_class</code> field (class "
-            "name or code 1-8) where a change must happen; <b>Confine</b> limits the events to "
-            "polygons.<br><br>"
-            "The geochange executable is taken from the plugin settings "
-            "(<code>geochange/executable</code>) or PATH."
+            "polygons (styled by event).\n"
+            f"Events: a comma-separated list such as {EVENTS_DEFAULT}. Events: {EVENT_NAMES}; "
+            "the command geochange events lists their parameters.\n"
+            "Drawn changes: a polygon layer with a text field to_class (a class name such as "
+            "water, or a code 1-8) and an optional field event (a label); each polygon becomes "
+            "that class. Confine events to polygons: the events change land inside them only.\n"
+            "Smallest change: changes smaller than this many m² are undone, or merged into the "
+            "change beside them, in every output.\n"
+            "The geochange command is the one set in Plugins › geochange › Settings…, or the "
+            "one on PATH."
         )
 
 
@@ -338,25 +383,24 @@ class SynthAlgorithm(GeochangeAlgorithm):
 
     def shortHelpString(self) -> str:
         return (
-            "Simulates change events like <i>Simulate land-cover change</i>, then paints the "
-            "before (t1) and after (t2) RGB images with a semantic latent diffusion model and "
-            "loads them with the land cover and change layers.<br><br>"
-            "<b>Image</b>: a real RGB image of the region; t1 is then this image and t2 keeps "
-            "its unchanged land.<br><b>Model</b>: a folder written by "
-            "<code>geochange train diffusion</code>; empty for the model shipped with "
-            "geochange.<br><b>Device</b>: auto uses CUDA when available."
+            "Simulates change events like Simulate land-cover change, then paints the before "
+            "(t1) and after (t2) RGB images with a semantic latent diffusion model and loads "
+            "them with the land cover and change layers.\n"
+            "Real image: an RGB image of the region; t1 is then this image and t2 keeps its "
+            "unchanged land.\n"
+            "Model folder: a model written by geochange train diffusion; empty for the model "
+            "shipped with geochange.\n"
+            "Device: auto uses a CUDA GPU when there is one."
         )
 
     def add_command_parameters(self) -> None:
         self.addParameter(
-            QgsProcessingParameterRasterLayer(
-                "IMAGE", "Real RGB image of the region (optional)", optional=True
-            )
+            QgsProcessingParameterRasterLayer("IMAGE", "Real image (RGB)", optional=True)
         )
         self.addParameter(
             QgsProcessingParameterFile(
                 "MODEL",
-                "Model folder (empty: the model shipped with geochange)",
+                "Model folder (empty: the shipped model)",
                 behavior=QgsProcessingParameterFile.Folder,
                 optional=True,
             )
@@ -367,7 +411,7 @@ class SynthAlgorithm(GeochangeAlgorithm):
         self.addParameter(
             QgsProcessingParameterNumber(
                 "STEPS",
-                "Denoising steps per image",
+                "Denoising steps",
                 QgsProcessingParameterNumber.Integer,
                 defaultValue=20,
                 minValue=1,

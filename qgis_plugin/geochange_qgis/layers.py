@@ -7,6 +7,7 @@ from pathlib import Path
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsFillSymbol,
+    QgsLayerTreeGroup,
     QgsMapLayer,
     QgsMultiBandColorRenderer,
     QgsProcessingFeedback,
@@ -17,13 +18,14 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
-# One colour per event, unlike the land-cover palette so the polygons stand out over it.
+# One colour per event, unlike the land-cover palette so the polygons stand out over it, and
+# unlike each other (CIELAB distance >= 40) and the white legend panel (>= 40).
 EVENT_COLOURS = {
     "building_add": "#ff00ff",
     "building_remove": "#ff9900",
     "deforestation": "#ffff00",
-    "regrowth": "#00ffaa",
-    "urban_expansion": "#ff5e00",
+    "regrowth": "#1b5e20",
+    "urban_expansion": "#d50000",
     "road_add": "#000000",
     "flood": "#00e5ff",
     "water_recede": "#a0522d",
@@ -85,7 +87,7 @@ def load_results(
 ) -> list[QgsMapLayer]:
     """Adds the rasters and polygons in ``files`` (the CLI's result) under a new top group."""
     project = project or QgsProject.instance()
-    group = project.layerTreeRoot().insertGroup(0, group_name)
+    group = QgsLayerTreeGroup(group_name)
     has_images = "t2" in files
     visible = {"changes", "t2" if has_images else "t2_landcover"}
     layers = []
@@ -106,6 +108,20 @@ def load_results(
         project.addMapLayer(layer, False)
         node = group.addLayer(layer)
         node.setItemVisibilityChecked(key in visible)
-        node.setExpanded(key in ("changes", "t2_landcover"))
+        node.setExpanded(False)
         layers.append(layer)
+    group.setExpanded(False)
+    project.layerTreeRoot().insertChildNode(0, group)
+    _expand(group)
     return layers
+
+
+def _expand(group: QgsLayerTreeGroup) -> None:
+    """Expands the group and the legends of the change polygons and the land cover after.
+
+    The nodes are expanded only once they are in the project's tree: a layer tree view follows
+    a node that changes from collapsed to expanded, but may leave one that arrives expanded
+    collapsed on screen (as after a run from the Processing dialog in QGIS 3.22)."""
+    group.setExpanded(True)
+    for node in group.findLayers():
+        node.setExpanded(node.name() in (TITLES["changes"], TITLES["t2_landcover"]))

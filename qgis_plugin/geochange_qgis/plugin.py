@@ -15,7 +15,8 @@ MENU = "geochange"
 
 
 class GeochangePlugin:
-    """Toolbar button "geochange" opens the simulate dialog on the active raster layer."""
+    """Menu *Plugins › geochange*: *Simulate change…*, *Synthesize images…* and *Settings…*;
+    the toolbar button opens the simulate dialog on the active raster layer."""
 
     def __init__(self, iface: QgisInterface) -> None:
         self.iface = iface
@@ -31,37 +32,43 @@ class GeochangePlugin:
     def initGui(self) -> None:
         self.initProcessing()
         window = self.iface.mainWindow()
-        self.run_action = QAction(QIcon(str(ICON)), "geochange", window)
-        self.run_action.setObjectName("geochangeSimulate")
-        self.run_action.setToolTip("geochange: simulate land-cover change on the active layer")
-        self.run_action.triggered.connect(self.open_simulate_dialog)
+        icon = QIcon(str(ICON))
+        self.simulate_action = QAction(icon, "Simulate change…", window)
+        self.simulate_action.setObjectName("geochangeSimulate")
+        self.simulate_action.setToolTip("geochange: simulate land-cover change on the active layer")
+        self.simulate_action.triggered.connect(lambda: self.open_dialog("geochange:simulate"))
+        self.synth_action = QAction(icon, "Synthesize images…", window)
+        self.synth_action.setObjectName("geochangeSynth")
+        self.synth_action.setToolTip("geochange: simulate change and paint before/after images")
+        self.synth_action.triggered.connect(lambda: self.open_dialog("geochange:synth"))
         self.settings_action = QAction("Settings…", window)
         self.settings_action.setObjectName("geochangeSettings")
         self.settings_action.triggered.connect(self.open_settings)
-        self.iface.addToolBarIcon(self.run_action)
-        self.iface.addPluginToMenu(MENU, self.run_action)
-        self.iface.addPluginToMenu(MENU, self.settings_action)
-        self.actions = [self.run_action, self.settings_action]
+        self.iface.addToolBarIcon(self.simulate_action)
+        self.actions = [self.simulate_action, self.synth_action, self.settings_action]
+        for action in self.actions:
+            self.iface.addPluginToMenu(MENU, action)
 
     def unload(self) -> None:
         for action in self.actions:
             self.iface.removePluginMenu(MENU, action)
         if self.actions:
-            self.iface.removeToolBarIcon(self.run_action)
+            self.iface.removeToolBarIcon(self.simulate_action)
         self.actions = []
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
 
-    def open_simulate_dialog(self) -> None:
-        """A non-modal Processing dialog of geochange:simulate, like the toolbox opens."""
+    def open_dialog(self, algorithm: str) -> None:
+        """A non-modal Processing dialog of ``algorithm`` on the active raster layer, like the
+        toolbox opens."""
         import processing  # the processing plugin loads after this one at QGIS startup
 
         parameters = {}
         layer = self.iface.activeLayer()
         if isinstance(layer, QgsRasterLayer):
             parameters["INPUT"] = layer
-        self.dialog = processing.createAlgorithmDialog("geochange:simulate", parameters)
+        self.dialog = processing.createAlgorithmDialog(algorithm, parameters)
         self.dialog.show()
 
     def open_settings(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,12 +23,20 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsSettings
 SETTINGS_KEY = "geochange/executable"
 
 INSTALL_HINT = (
-    "Install geochange in its own Python environment "
-    "(python3 -m venv ~/geochange-env && ~/geochange-env/bin/pip install geochange, "
-    "or `make venv` in a geochange checkout), then set the path of its `geochange` executable "
-    "(e.g. ~/geochange-env/bin/geochange) in Plugins > geochange > Settings "
-    f"(QGIS setting '{SETTINGS_KEY}'), or put it on the PATH QGIS starts with."
+    "Set the path of the geochange command in Plugins › geochange › Settings… (QGIS setting "
+    f"{SETTINGS_KEY}); to install it: python3 -m venv ~/geochange-env && "
+    "~/geochange-env/bin/pip install geochange."
 )
+"""Said after the reason whenever the command cannot be found or started."""
+
+NAMED_VALUES = "oem|oem-index|dubai|worldcover|second|auto|cpu|cuda|default|none|mild|realistic"
+FLAG_VALUE = re.compile(
+    r"`?(?<![\w-])(--[a-z][a-z-]*|-o)(?![\w-])"
+    rf"(?: ((?:{NAMED_VALUES})(?![\w-])|[^\s`,;()]*[0-9:=/.][^\s`,;()]*))?`?"
+)
+"""A command-line option in a message, with the value that follows it: a word the options take
+or a token holding a digit, ``:``, ``=``, ``/`` or ``.`` (not the English word after it)."""
+
 
 # Paths QGIS sets for its own GDAL, PROJ and Python; the CLI's rasterio wheel ships its own data,
 # and a proj.db of another PROJ version makes it fail in confusing ways.
@@ -74,6 +83,19 @@ def find_executable() -> str:
     if found is None:
         raise QgsProcessingException(f"The geochange command was not found on PATH. {INSTALL_HINT}")
     return found
+
+
+def in_user_terms(message: str, fields: dict[str, str]) -> str:
+    """``message`` with the command's options named as the dialog names them: ``--classes
+    dubai`` becomes ``Class scheme (CLASSES) = dubai``; options not in ``fields`` stay."""
+
+    def field(match: re.Match) -> str:
+        option, value = match.group(1), match.group(2)
+        if option not in fields:
+            return match.group(0)
+        return fields[option] if value is None else f"{fields[option]} = {value}"
+
+    return FLAG_VALUE.sub(field, message)
 
 
 def clean_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -125,13 +147,16 @@ def run_cli(
     feedback: QgsProcessingFeedback,
     stages: tuple[str, ...] = ("scan", "events", "write", "finish"),
     executable: str | None = None,
+    fields: dict[str, str] | None = None,
 ) -> dict:
     """Runs ``geochange ARGUMENTS --json`` and returns its ``result`` object.
 
     Progress goes to the feedback's bar, warnings to its log; an ``error`` line, a failed start
-    or a cancel raise QgsProcessingException. The feedback's isCanceled() is polled while the
-    command runs, so a silent command (e.g. loading a model) can still be cancelled.
+    or a cancel raise QgsProcessingException, whose message names options as ``fields`` says
+    (the dialog's names for the command's options). The feedback's isCanceled() is polled while
+    the command runs, so a silent command (e.g. loading a model) can still be cancelled.
     """
+    fields = fields or {}
     executable = executable or find_executable()
     command = [executable, *arguments, "--json"]
     feedback.pushCommandInfo(" ".join(command))
@@ -190,7 +215,7 @@ def run_cli(
                     feedback.setProgressText(f"geochange: {message.get('stage')}")
                 feedback.setProgress(percent)
             elif kind == "warning":
-                feedback.pushWarning(str(message.get("message", "")))
+                feedback.pushWarning(in_user_terms(str(message.get("message", "")), fields))
             elif kind == "error":
                 error = str(message.get("message", "unknown error"))
             elif kind == "result":
@@ -203,7 +228,7 @@ def run_cli(
     if log:
         feedback.pushConsoleInfo(log)
     if error is not None:
-        raise QgsProcessingException(f"geochange failed: {error}")
+        raise QgsProcessingException(in_user_terms(error, fields))
     if returncode != 0:
         tail = "\n".join(log.splitlines()[-15:])
         if not seen_json:

@@ -24,6 +24,7 @@ class SettingsDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("geochange settings")
+        self.setMinimumWidth(560)
         layout = QVBoxLayout(self)
         layout.addWidget(
             QLabel(
@@ -66,8 +67,15 @@ class SettingsDialog(QDialog):
             )
             text = (version.stdout or version.stderr).strip()
             ok = version.returncode == 0 and text.startswith("geochange")
-            self.status.setText(f"OK: {text}" if ok else f"Not geochange: {text}")
+            self.show_status(f"OK: {text}" if ok else f"Not geochange: {text}")
         except Exception as err:  # any failure is shown to the user as it is
-            self.status.setText(str(err))
+            self.show_status(str(err))
         finally:
             settings.setValue(SETTINGS_KEY, saved)
+
+    def show_status(self, text: str) -> None:
+        """Shows ``text`` whole: the label takes the height its wrapped lines need and the
+        dialog grows to it (Qt lays out a top-level dialog without height-for-width)."""
+        self.status.setText(text)
+        self.status.setMinimumHeight(self.status.heightForWidth(self.status.width()))
+        self.adjustSize()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import subprocess
 import time
 
+import numpy as np
 import processing
 import pytest
 from conftest import use_setting
 from geochange_qgis import runner
+from geochange_qgis.layers import EVENT_COLOURS
 from qgis.core import (
+    QgsApplication,
     QgsCategorizedSymbolRenderer,
     QgsFeature,
     QgsField,
@@ -25,6 +30,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtGui import QColor
 
 CLASSES = [
     "bareland",
@@ -55,11 +61,48 @@ def extent_tuple(rect: QgsRectangle) -> tuple[float, ...]:
     return rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()
 
 
+def cielab(colours: list[QColor]) -> np.ndarray:
+    """CIELAB (D65) of sRGB colours: distances in it follow how different colours look."""
+    rgb = np.array([[c.red(), c.green(), c.blue()] for c in colours]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    to_xyz = np.array(
+        [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
+    )
+    xyz = linear @ to_xyz.T / [0.95047, 1.0, 1.08883]
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], 1)
+
+
+def distance_from_white(colours: list[QColor]) -> np.ndarray:
+    return np.linalg.norm(cielab(colours) - cielab([QColor("white")]), axis=1)
+
+
 def assert_land_cover_palette(layer) -> None:
     renderer = layer.renderer()
     assert isinstance(renderer, QgsPalettedRasterRenderer)
     assert [c.value for c in renderer.classes()] == list(range(1, 9))
     assert [c.label for c in renderer.classes()] == CLASSES
+    # Every swatch readable on the white layers panel (OpenEarthMap's road is white).
+    assert distance_from_white([c.color for c in renderer.classes()]).min() >= 30
+
+
+def test_event_colours_are_distinct_and_readable_on_white():
+    colours = {event: QColor(colour) for event, colour in EVENT_COLOURS.items()}
+    lab = dict(zip(colours, cielab(list(colours.values())), strict=True))
+    for a, b in itertools.combinations(lab, 2):
+        assert np.linalg.norm(lab[a] - lab[b]) >= 40, (a, b)
+    assert distance_from_white(list(colours.values())).min() >= 40
+
+
+@pytest.mark.parametrize("algorithm", ["geochange:simulate", "geochange:synth"])
+def test_help_and_outputs_read_as_text(plugin, algorithm):
+    """qgis_process help prints these as they are: no HTML tags, no raw result keys."""
+    found = QgsApplication.processingRegistry().algorithmById(algorithm)
+    assert not re.search(r"</?[a-z]+[^>]*>", found.shortHelpString())
+    for output in found.outputDefinitions():
+        assert "_" not in output.description() and output.description()[0].isupper()
+    for parameter in found.parameterDefinitions():
+        assert len(parameter.description()) <= 48, parameter.description()
 
 
 def test_simulate_loads_styled_layers_on_the_input_grid(

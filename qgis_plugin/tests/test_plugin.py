@@ -6,6 +6,7 @@ import sys
 import time
 from unittest import mock
 
+import pytest
 from conftest import use_setting
 from geochange_qgis import classFactory
 from geochange_qgis.plugin import GeochangePlugin
@@ -14,13 +15,16 @@ from geochange_qgis.settings import SettingsDialog
 from processing.gui.AlgorithmDialog import AlgorithmDialog
 from qgis.core import (
     QgsApplication,
+    QgsLayerTreeModel,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFolderDestination,
     QgsProject,
     QgsRasterLayer,
     QgsSettings,
 )
-from qgis.gui import QgsBrowserGuiModel
+from qgis.gui import QgsBrowserGuiModel, QgsLayerTreeView
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import QPushButton, QScrollArea
 
 
 def test_class_factory_and_init_gui_add_button_and_menu(qgis_iface, qgis_processing):
@@ -32,13 +36,18 @@ def test_class_factory_and_init_gui_add_button_and_menu(qgis_iface, qgis_process
         assert isinstance(plugin, GeochangePlugin)
         plugin.initGui()
     try:
-        toolbar.assert_called_once_with(plugin.run_action)
+        toolbar.assert_called_once_with(plugin.simulate_action)
         assert [c.args for c in menu.call_args_list] == [
-            ("geochange", plugin.run_action),
+            ("geochange", plugin.simulate_action),
+            ("geochange", plugin.synth_action),
             ("geochange", plugin.settings_action),
         ]
-        assert plugin.run_action.text() == "geochange"
-        assert not plugin.run_action.icon().isNull()
+        assert [a.text() for a in plugin.actions] == [
+            "Simulate change…",
+            "Synthesize images…",
+            "Settings…",
+        ]
+        assert not plugin.simulate_action.icon().isNull()
     finally:
         plugin.unload()
     assert QgsApplication.processingRegistry().providerById("geochange") is None
@@ -83,7 +92,7 @@ def test_toolbar_action_opens_simulate_dialog_on_active_raster(
     assert layer.isValid()
     QgsProject.instance().addMapLayer(layer)
     qgis_iface.setActiveLayer(layer)
-    plugin.run_action.trigger()
+    plugin.simulate_action.trigger()
     dialog = plugin.dialog
     try:
         assert isinstance(dialog, AlgorithmDialog)
@@ -95,15 +104,50 @@ def test_toolbar_action_opens_simulate_dialog_on_active_raster(
         dialog.close()
 
 
+def test_menu_opens_the_synth_dialog(plugin, qgis_iface, qgis_new_project, monkeypatch):
+    browser = QgsBrowserGuiModel()
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
+    plugin.synth_action.trigger()
+    try:
+        assert plugin.dialog.algorithm().id() == "geochange:synth"
+    finally:
+        plugin.dialog.close()
+
+
+@pytest.mark.parametrize("algorithm", ["geochange:simulate", "geochange:synth"])
+def test_dialog_fits_1000_px(plugin, qgis_iface, qgis_new_project, monkeypatch, algorithm):
+    """No horizontal scrolling and no clipped field in a 1000-px-wide dialog."""
+    browser = QgsBrowserGuiModel()
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
+    plugin.open_dialog(algorithm)
+    dialog = plugin.dialog
+    try:
+        dialog.resize(1000, 800)
+        for _ in range(30):
+            QgsApplication.processEvents()
+        areas = [a for a in dialog.findChildren(QScrollArea) if a.isVisible()]
+        assert areas
+        for area in areas:
+            assert area.horizontalScrollBar().maximum() == 0
+            assert area.widget().sizeHint().width() <= area.viewport().width()
+    finally:
+        dialog.close()
+
+
 def test_running_the_dialog_loads_the_results(
     plugin, qgis_iface, executable_setting, qgis_new_project, houston, tmp_path, monkeypatch
 ):
     browser = QgsBrowserGuiModel()
     monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
+    # The layers panel: a real view on the project's layer tree, as in the QGIS window.
+    view = QgsLayerTreeView()
+    model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot())
+    view.setModel(model)
+    view.show()
     layer = QgsRasterLayer(str(houston), "houston")
     QgsProject.instance().addMapLayer(layer)
     qgis_iface.setActiveLayer(layer)
-    plugin.run_action.trigger()
+    plugin.simulate_action.trigger()
     dialog = plugin.dialog
     try:
         dialog.setParameters(
@@ -119,10 +163,40 @@ def test_running_the_dialog_loads_the_results(
         while root.findGroup("from_dialog") is None and time.monotonic() < deadline:
             QgsApplication.processEvents()
             time.sleep(0.05)
+        for _ in range(20):
+            QgsApplication.processEvents()
         group = root.findGroup("from_dialog")
         assert group is not None
         assert len(group.findLayers()) == 4
+
+        def shown_expanded(node) -> bool:
+            return view.isExpanded(view.proxyModel().mapFromSource(model.node2index(node)))
+
+        assert shown_expanded(group), "the result group must open with its legend showing"
+        nodes = {node.name(): node for node in group.findLayers()}
+        assert shown_expanded(nodes["change polygons"])
+        assert shown_expanded(nodes["land cover t2 (after)"])
+        assert not shown_expanded(nodes["land cover t1 (before)"])
+        legend = model.layerLegendNodes(nodes["change polygons"])
+        assert [n.data(Qt.DisplayRole) for n in legend] == ["building add"]
     finally:
+        dialog.close()
+        view.close()
+
+
+def test_settings_status_is_shown_whole(qgis_iface, tmp_path):
+    """A long message wraps and the dialog grows: nothing clipped, nothing overlapping."""
+    with use_setting(""):
+        dialog = SettingsDialog()
+        dialog.show()
+        dialog.path.setFilePath(str(tmp_path / "nowhere" / "geochange"))
+        dialog.test()
+        QgsApplication.processEvents()
+        status = dialog.status
+        assert status.text().startswith("The geochange executable set in the plugin settings")
+        assert status.height() >= status.heightForWidth(status.width())
+        test_button = next(b for b in dialog.findChildren(QPushButton) if b.text() == "Test")
+        assert status.geometry().top() >= test_button.geometry().bottom()
         dialog.close()
 
 

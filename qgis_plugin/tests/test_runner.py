@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
 import pytest
 from conftest import use_setting
-from geochange_qgis.runner import INSTALL_HINT, SETTINGS_KEY, find_executable, run_cli
+from geochange_qgis.algorithms import OPTION_FIELDS
+from geochange_qgis.runner import (
+    INSTALL_HINT,
+    SETTINGS_KEY,
+    find_executable,
+    in_user_terms,
+    run_cli,
+)
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 
@@ -83,10 +91,38 @@ def test_missing_executable_setting_says_how_to_install(tmp_path):
     with use_setting(str(wrong)), pytest.raises(QgsProcessingException) as raised:
         find_executable()
     message = str(raised.value)
-    assert "nowhere/geochange" in message
+    # The reason first, then what to do, in the words of the QGIS menu.
+    assert message.startswith(f"The geochange executable set in the plugin settings ({wrong})")
+    assert message.index("does not exist") < message.index("Plugins › geochange › Settings…")
     assert "pip install geochange" in message
-    assert "make venv" in message
     assert SETTINGS_KEY in message
+    assert len(message.split()) < 60
+
+
+def test_error_names_the_dialog_fields_not_the_command_options(tmp_path):
+    message = (
+        "values 3, 9 are not in scheme oem\n  How to fix: give the scheme with --classes "
+        "dubai or a YAML file; reproject with --crs EPSG:32633 or --gsd 0.5, or use --overwrite"
+    )
+    line = json.dumps({"type": "error", "message": message})
+    script = fake_cli(tmp_path, f"printf '%s\\n' '{line}'\nexit 2\n")
+    with pytest.raises(QgsProcessingException) as raised:
+        run_cli(
+            ["simulate", "r.tif"], QgsProcessingFeedback(), executable=script, fields=OPTION_FIELDS
+        )
+    text = str(raised.value)
+    assert text.startswith("values 3, 9 are not in scheme oem")
+    assert "Class scheme (CLASSES, CLASSES_FILE) = dubai or a YAML file" in text
+    assert "Output CRS (CRS) = EPSG:32633 or Pixel size (GSD) = 0.5" in text
+    assert "Replace an existing output folder (OVERWRITE)" in text
+    assert "--" not in text
+
+
+def test_options_without_a_field_stay_as_they_are():
+    assert in_user_terms("use --resume", OPTION_FIELDS) == "use --resume"
+    assert in_user_terms("no --events and no --changes", OPTION_FIELDS) == (
+        "no Events (EVENTS) and no Drawn changes (CHANGES)"
+    )
 
 
 def test_executable_that_is_not_geochange_says_how_to_install(tmp_path):
