@@ -819,6 +819,12 @@ EVENT_CASES = {
         ["building_remove:to='water' is not one of the allowed classes", "developed_space"],
     ),
     "no-events": ("", ["nothing to simulate: no --events and no --changes"]),
+    "parameter-twice": (
+        "building_add:count=3,count=7",
+        ["parameter building_add:count is given twice (3 and 7)", "once per event"],
+    ),
+    "full-width-digits": ("building_add:count=１０", ["building_add:count='１０' is not an int"]),
+    "underscore-in-a-number": ("flood:fraction=0_5", ["flood:fraction='0_5' is not a float"]),
 }
 
 

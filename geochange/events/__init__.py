@@ -42,7 +42,15 @@ def parse_events(spec: str) -> list[Event]:
         if "=" in part and ":" not in part.split("=", 1)[0]:
             if current is None:
                 raise InputError(f"parameter {part!r} comes before any event name")
-            current[1].update(_parse_param(current[0], part))
+            parsed = _parse_param(current[0], part)
+            for key, value in parsed.items():
+                if key in current[1]:
+                    raise InputError(
+                        f"parameter {current[0].name}:{key} is given twice "
+                        f"({current[1][key]} and {value})",
+                        "give each parameter once per event",
+                    )
+            current[1].update(parsed)
             continue
         if current is not None:
             events.append(current[0](**current[1]))

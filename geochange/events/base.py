@@ -41,6 +41,9 @@ class Param:
     def parse(self, event: str, text: str) -> Any:
         kind = self.kind.__name__
         try:
+            if self.kind in (int, float) and (not text.isascii() or "_" in text):
+                # Python reads '１０' and '1_0' as 10; a typo should not become a number
+                raise ValueError(text)
             value = self.kind(text)
         except ValueError as err:
             article = "an" if kind[0] in "aeiou" else "a"
