@@ -298,6 +298,14 @@ class LandCover:
     def _source_crs(self, crs: str | None) -> CRS:
         if self.dataset.crs:
             return _map_crs(CRS(self.dataset.crs), f"the CRS of land cover {self.path}")
+        points = self.dataset.gcps[0]
+        if points:
+            raise InputError(
+                f"land cover {self.path} is placed by {len(points)} ground control points, "
+                "not by a CRS and a transform",
+                f"warp it onto a grid first, e.g. `gdalwarp -t_srs EPSG:32633 {self.path} "
+                "fixed.tif`",
+            )
         if crs is None:
             raise InputError(
                 f"land cover {self.path} has no coordinate reference system",

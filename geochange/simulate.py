@@ -315,6 +315,7 @@ def simulate(
             files, polygons, changed = _write(
                 inputs, plan, scratch, partial, creation_options, reporter
             )
+            _warn_idle_events(inputs, changed, reporter)
             timings["write_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
             chained = _chain(
@@ -445,6 +446,18 @@ def _apply_user_changes(
     for code in np.unique(codes[ids[ids > 0]]):
         mask = (ids > 0) & (codes[ids] == code)
         window.commit(mask, targets[ids], int(code))
+
+
+def _warn_idle_events(inputs: Inputs, changed: dict[str, int], reporter: Reporter) -> None:
+    """An event that changed nothing (a flood with no water to spread) is said, not silent;
+    events with a count already warn when the region lacks their land (``_block_counts``)."""
+    for event in inputs.events:
+        if event.count_param is None and changed.get(event.name) == 0:
+            where = " inside --where" if inputs.where is not None else ""
+            reporter.warning(
+                f"{event.name} changed nothing: the region{where} has none of the land it acts "
+                "on (see `geochange events`)"
+            )
 
 
 def _block_counts(

@@ -349,6 +349,22 @@ def _region(folder: Path) -> Path:
     return write_raster(folder / "r.tif", _codes())
 
 
+def _gcps_only(folder: Path) -> Path:
+    """Placed by ground control points alone (it was called 'no CRS')."""
+    import rasterio
+    from rasterio.control import GroundControlPoint
+
+    points = [
+        GroundControlPoint(0, 0, 500_000, 5_550_000),
+        GroundControlPoint(0, 300, 500_150, 5_550_000),
+        GroundControlPoint(300, 0, 500_000, 5_549_850),
+    ]
+    profile = {"driver": "GTiff", "width": 300, "height": 300, "count": 1, "dtype": "uint8"}
+    with rasterio.open(folder / "r.tif", "w", **profile, gcps=points, crs=UTM) as dataset:
+        dataset.write(_codes(), 1)
+    return folder / "r.tif"
+
+
 REGION_CASES = {
     "no-crs": (
         lambda d: write_raster(d / "r.tif", _codes(), crs=None),
@@ -453,6 +469,11 @@ REGION_CASES = {
         lambda d: write_raster(d / "r.tif", _codes(), crs="EPSG:4326"),
         [],
         ["declares EPSG:4326, but its coordinates (500000 to 500150", "gdal_edit.py -a_srs"],
+    ),
+    "ground-control-points-only": (
+        _gcps_only,
+        [],
+        ["is placed by 3 ground control points, not by a CRS and a transform", "gdalwarp"],
     ),
     "url": (
         lambda d: "https://example.com/r.tif",
@@ -833,6 +854,16 @@ def test_bad_events_via_cli(case, region, tmp_path):
     spec, fragments = EVENT_CASES[case]
     out = tmp_path / "out"
     assert_refused(geochange("simulate", region, "--events", spec, "-o", out), out, *fragments)
+
+
+def test_an_event_with_nothing_to_act_on_says_so(region, tmp_path):
+    """A flood with no water in the region changed nothing, silently."""
+    done = geochange("simulate", region, "--events", "flood,regrowth", "-o", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    assert "Warning: flood changed nothing: the region has none of the land it acts on" in (
+        done.stderr
+    )
+    assert "regrowth changed nothing" not in done.stderr
 
 
 def test_where_without_events_via_cli(region, tmp_path):
