@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
+from scipy import ndimage
 
 from geochange.clean import clean_window, min_pixels
 from geochange.cli.main import cli
@@ -86,3 +87,14 @@ def test_cli_min_area(town_tif, tmp_path):
     assert json.loads((out / "run.json").read_text())["changes"]["min_area_m2"] == 150
     refused = CliRunner().invoke(cli, [*args, "--min-area", "-1", "-o", str(tmp_path / "x")])
     assert refused.exit_code == 2 and "--min-area" in refused.output
+
+
+def test_one_polygon_per_new_building_on_the_example(town_tif, tmp_path):
+    """New buildings straddle several t1 classes; each is still one polygon, never pieces."""
+    result = run(town_tif, tmp_path / "out", "building_add:count=20", seed=1)
+    polygons = gpd.read_file(result.output / "changes.gpkg")
+    with rasterio.open(result.output / "change.tif") as src:
+        buildings = ndimage.label(src.read(1) == 1, structure=np.ones((3, 3)))[1]
+    assert buildings >= 10
+    assert len(polygons) == buildings
+    assert polygons.area_m2.min() >= 4

@@ -204,6 +204,8 @@ def test_synth_loads_rgb_images_on_the_input_grid(
         assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
     assert_same_grid(layers["land cover t2 (after)"], source)
     assert_land_cover_palette(layers["land cover t2 (after)"])
+    # QGIS found each band's statistics in the files, so it wrote nothing beside them.
+    assert sorted(p.name for p in (tmp_path / "painted").glob("*.aux.xml")) == []
 
 
 class CancelOnFirstProgress(QgsProcessingFeedback):
