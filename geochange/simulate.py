@@ -162,7 +162,9 @@ def open_inputs(
     if gsd is not None and not (math.isfinite(gsd) and gsd > 0):
         raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
     if not min_area >= 0:
-        raise InputError(f"--min-area must be zero or a positive area in m², not {min_area}")
+        raise InputError(
+            f"--min-area (min_area) must be 0 or a positive area in m², not {min_area}"
+        )
     land_cover = LandCover(region, load_scheme(classes), crs=crs, gsd=gsd)
     inputs = Inputs(
         Path(region), land_cover, parsed, paths={"region": Path(region)}, min_area_m2=min_area

@@ -13,6 +13,8 @@ from scipy import ndimage
 
 from geochange.clean import clean_window, min_pixels
 from geochange.cli.main import cli
+from geochange.errors import InputError
+from geochange.simulate import open_inputs
 from tests.test_simulate import check_polygons, grid_of, run
 
 EVENTS = (
@@ -98,3 +100,8 @@ def test_one_polygon_per_new_building_on_the_example(town_tif, tmp_path):
     assert buildings >= 10
     assert len(polygons) == buildings
     assert polygons.area_m2.min() >= 4
+
+
+def test_negative_min_area_from_python_names_the_parameter(town_tif):
+    with pytest.raises(InputError, match=r"min_area\) must be 0 or a positive area in m², not -1"):
+        open_inputs(town_tif, events="flood", min_area=-1)
