@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from rasterio.errors import NotGeoreferencedWarning
 
 from geochange.cli.main import cli
+from tests.conftest import write_raster
 
 EXAMPLES = int(os.environ.get("GEOCHANGE_CLI_EXAMPLES", "200"))
 """Examples per run of the suite (about 4 s; more with GEOCHANGE_CLI_EXAMPLES); each is a
@@ -85,23 +86,9 @@ def options(draw: st.DrawFn) -> list[str]:
 
 
 def write(folder: Path, raster: dict) -> Path:
-    data = raster["data"]
-    profile = {
-        "driver": "GTiff",
-        "width": data.shape[2],
-        "height": data.shape[1],
-        "count": data.shape[0],
-        "dtype": data.dtype,
-        "transform": raster["transform"],
-        "nodata": raster["nodata"],
-    }
-    if raster["crs"]:
-        profile["crs"] = raster["crs"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(folder / "r.tif", "w", **profile) as dataset:
-            dataset.write(data)
-    return folder / "r.tif"
+        return write_raster(folder / "r.tif", **raster)
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
