@@ -29,8 +29,10 @@ FIGURES = (
     "sharpness_changed_vs_unchanged",
     "ssim_unchanged",
     "ssim_changed",
+    "sharpness_changed_vs_same_class",
     "segmenter_agrees_with_t2_in_changed_land",
     "segmenter_agrees_with_t1_in_changed_land",
+    "segmenter_agrees_on_real_land",
 )
 FAST = SamplingOptions(steps=2, sampler="ddim", tile_size=128, overlap=32)
 
@@ -53,9 +55,9 @@ def _check_figures(row: dict) -> None:
         assert isinstance(row[name], float) and math.isfinite(row[name]), (name, row[name])
     for name in ("correlation_unchanged", "correlation_changed", "ssim_unchanged"):
         assert -1 <= row[name] <= 1, (name, row[name])
-    for name in ("sharpness_unchanged", "sharpness_changed_vs_unchanged"):
+    for name in FIGURES[2:4] + FIGURES[6:7]:
         assert 0 < row[name] < 100, (name, row[name])
-    for name in FIGURES[-2:]:
+    for name in FIGURES[-3:]:
         assert 0 <= row[name] <= 1, (name, row[name])
 
 

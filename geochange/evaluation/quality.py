@@ -235,6 +235,8 @@ def semantic_fidelity(
     return result, generated
 
 
+MIN_REAL_LAND = 100
+"""Fewest real pixels of a class for the segmenter's agreement on them to count."""
 COMPOSITIONS_OF_THE_ABLATION = (("pixel", True), ("pixel", False), ("latent", False))
 """(composition, exemplars) of the change-realism ablation: the default, the pixel composition
 from the model alone, and the paper (every t2 pixel decoded from latents, with no acquisition
@@ -290,7 +292,29 @@ def realism_figures(pairs: list[dict[str, Any]], segmenter: Segmenter) -> dict[s
                     agrees = labels[changed] == pair[f"{time_}_classes"][changed]
                     key = f"segmenter_agrees_with_{time_}_in_changed_land"
                     figures.setdefault(key, []).append(float(agrees.mean()))
+            if "t1_classes" in pair and "t2_classes" in pair:
+                ceiling = _agreement_on_real_land(
+                    segmenter, pair["t1"], pair["t1_classes"], pair["t2_classes"][changed]
+                )
+                figures.setdefault("segmenter_agrees_on_real_land", []).append(ceiling)
     return {name: _mean(values) for name, values in figures.items()}
+
+
+def _agreement_on_real_land(
+    segmenter: Segmenter, image: np.ndarray, classes: np.ndarray, new_classes: np.ndarray
+) -> float:
+    """How often the segmenter agrees with the class on the real ``image``'s land of the
+    classes that changed land took (``new_classes``), weighted as they are there: the most
+    that agreement on changed land can read with this segmenter. nan where the image holds
+    too little of them."""
+    labels = predict(segmenter, image[None])[0]
+    accuracies, weights = [], []
+    for cls, count in zip(*np.unique(new_classes, return_counts=True), strict=True):
+        land = classes == cls
+        if land.sum() >= MIN_REAL_LAND:
+            accuracies.append(float((labels[land] == cls).mean()))
+            weights.append(count)
+    return float(np.average(accuracies, weights=weights)) if accuracies else float("nan")
 
 
 def composition_variants(options: SamplingOptions, ablation: bool) -> dict[str, SamplingOptions]:
@@ -603,6 +627,7 @@ REALISM_COLUMNS = {
     "sharpness_changed_vs_same_class": "same, per class, away from edges",
     "correlation_changed": "corr. t1/t2, changed",
     "segmenter_agrees_with_t2_in_changed_land": "segmenter = t2 class, changed",
+    "segmenter_agrees_on_real_land": "segmenter = class, real land of those classes",
     "ssim_unchanged": "SSIM t1/t2, unchanged",
 }
 
