@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,36 @@ from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GEOCHANGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+class NetworkUsed(RuntimeError):
+    """A test connected beyond this machine: geochange promises no network access."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> Iterator[None]:
+    """Fail any connection from the test process to an address other than loopback (Dask's
+    local clusters talk over 127.0.0.1). Connections that GDAL's own libcurl would make are
+    not seen here; inputs that would need them are refused before GDAL opens them."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("connect", "connect_ex"):
+            patch.setattr(socket.socket, name, _local_only(getattr(socket.socket, name)))
+        yield
+
+
+def _local_only(connect: Callable) -> Callable:
+    def guarded(sock: socket.socket, address: object) -> object:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0])  # type: ignore[index]
+            try:
+                local = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                local = host == "localhost"
+            if not local:
+                raise NetworkUsed(f"a test connected to {address}")
+        return connect(sock, address)
+
+    return guarded
 
 
 @pytest.fixture(scope="session")

@@ -596,6 +596,17 @@ OPTION_CASES = {
 }
 
 
+def test_the_suite_fails_a_connection_beyond_this_machine():
+    """The guard in conftest: the refusals of network inputs above are tested with no network
+    to fall back on, and no test may reach one."""
+    import socket
+
+    from tests.conftest import NetworkUsed
+
+    with pytest.raises(NetworkUsed, match="192.0.2.1"):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)
+
+
 @pytest.mark.parametrize("case", OPTION_CASES)
 def test_bad_options_via_cli(case, region, tmp_path):
     options, fragments = OPTION_CASES[case]

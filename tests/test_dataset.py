@@ -213,6 +213,21 @@ def test_existing_output_refused(levir: Path, source: Path, model_dir: Path, tmp
     assert files_of(out) == files_of(levir)
 
 
+def test_second_run_into_a_busy_output_is_refused(source: Path, model_dir: Path, tmp_path: Path):
+    """The dataset's lock: a run while another holds the folder is told who holds it."""
+    from geochange.writing.folder import FolderLock
+
+    out = tmp_path / "out"
+    lock = FolderLock(out)
+    lock.acquire()
+    try:
+        error = refused(source, "-o", out, "--pairs", 1, *fast(model_dir))
+    finally:
+        lock.release()
+    assert f"another geochange run (PID {os.getpid()}) is writing {out}" in error
+    assert not out.exists() and not (tmp_path / ".out.partial").exists()
+
+
 class Killed(BaseException):
     """Stands for a kill: no ``except Exception`` catches it."""
 

@@ -35,8 +35,10 @@ def read(path: Path) -> tuple[np.ndarray, rasterio.profiles.Profile]:
 def check_outputs(out: Path, expected_t1_codes: np.ndarray, grid: Grid) -> gpd.GeoDataFrame:
     """The checks every run must pass; returns the change polygons."""
     t1, profile = read(out / "t1_landcover.tif")
-    t2, _ = read(out / "t2_landcover.tif")
+    t2, t2_profile = read(out / "t2_landcover.tif")
     change, change_profile = read(out / "change.tif")
+    # the no-data tags themselves, as QGIS reads them (not only through the STAC item)
+    assert (profile["nodata"], t2_profile["nodata"], change_profile["nodata"]) == (0, 0, 255)
     assert profile["crs"] == grid.crs and profile["transform"].almost_equals(grid.transform)
     assert (profile["width"], profile["height"]) == (grid.width, grid.height)
     assert change_profile["crs"] == grid.crs
@@ -121,6 +123,34 @@ def test_same_seed_same_files_other_seed_differs(town_tif, tmp_path):
         if path.name not in ("run.json", "item.json"):
             assert path.read_bytes() == (b / path.name).read_bytes(), path.name
     assert (a / "t2_landcover.tif").read_bytes() != (c / "t2_landcover.tif").read_bytes()
+
+
+def test_every_block_draws_its_own_events():
+    """Event seeds hold the block's row and column: two blocks of the same land differ (without
+    them every block repeated the same clearings)."""
+    from rasterio.windows import Window
+
+    from geochange.events import EventWindow, RegionStats, parse_events
+    from geochange.plan import Block
+    from geochange.simulate import _apply_events
+
+    land = np.full((256, 256), 4, np.uint8)  # tree (index 4)
+    land[:, :40] = 0  # bareland beside it: the edge clearings start from
+    results = []
+    for row, col in ((0, 0), (0, 1), (1, 0)):
+        core = Window(0, 0, 256, 256)
+        window = EventWindow(
+            land,
+            land.copy(),
+            np.zeros_like(land),
+            (slice(0, 256), slice(0, 256)),
+            (1.0, 1.0),
+            RegionStats(),
+        )
+        events = parse_events("deforestation:fraction=0.3")
+        results.append(_apply_events(events, 1, 5, (Block(row, col, core, core), window, [0]))[0])
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert not np.array_equal(results[a], results[b]), f"blocks {a} and {b} drew the same"
 
 
 def test_blocks_do_not_cut_events(town_tif, town_codes, tmp_path):
