@@ -129,6 +129,21 @@ def test_output_folder_exists_needs_overwrite(region, tmp_path):
     assert not list(tmp_path.glob(".out*"))
 
 
+def test_overwrite_swaps_old_and_new_output_in_one_step(region, tmp_path, monkeypatch):
+    """The old output stays under its name until the new one takes its place in one rename
+    (renameat2 RENAME_EXCHANGE); two renames left a moment with no folder there."""
+    out = attempt(region, tmp_path / "out", events="regrowth").output
+
+    def no_rename(self, target):
+        raise AssertionError(f"renamed {self} to {target} instead of swapping")
+
+    monkeypatch.setattr(Path, "rename", no_rename)
+    with open_inputs(region, events="building_add:count=3") as inputs:
+        simulate(inputs, out, overwrite=True)
+    assert json.loads((out / "run.json").read_text())["events"][0]["name"] == "building_add"
+    assert not list(tmp_path.glob(".out*"))
+
+
 def test_overwrite_never_replaces_a_folder_geochange_did_not_write(region, tmp_path):
     """Only outputs (they hold the marker) are replaced; the user's files stay."""
     out = tmp_path / "mine"

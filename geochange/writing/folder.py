@@ -14,6 +14,7 @@ after a power cut a folder with the requested name is still a complete one.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -134,7 +135,9 @@ def publish(partial: Path, path: Path) -> None:
     old one is deleted only once the new one is in place."""
     (partial / MARKER).write_text(MARKER_TEXT)
     sync_tree(partial)
-    if path.exists():
+    if path.exists() and _exchange(partial, path):
+        shutil.rmtree(partial)  # now the old output
+    elif path.exists():
         old = path.parent / f".{path.name}.old-{os.getpid()}"
         path.rename(old)
         partial.rename(path)
@@ -142,6 +145,16 @@ def publish(partial: Path, path: Path) -> None:
     else:
         partial.rename(path)
     _fsync(path.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step, so no moment lacks either (Linux ``renameat2`` with
+    ``RENAME_EXCHANGE``); False where the system or the file system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_cwd, exchange = -100, 2
+    return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0
 
 
 class OutputFolder:
