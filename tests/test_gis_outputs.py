@@ -33,7 +33,8 @@ def assert_tags(tags: dict[str, str], values: np.ndarray) -> None:
 
 
 def test_geopackage_is_version_1_2(town_tif, tmp_path):
-    result = run(town_tif, tmp_path / "out", "building_add:count=5", seed=1)
+    """Also when later blocks append to the file."""
+    result = run(town_tif, tmp_path / "out", "building_add:count=20", seed=1, block_size=512)
     with sqlite3.connect(result.output / "changes.gpkg") as db:
         assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # "GPKG"
         assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
