@@ -53,9 +53,13 @@ def pieces(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def clean_window(
     t1: np.ndarray, t2: np.ndarray, event: np.ndarray, smallest: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Apply both rules to one window of class indices and event codes: the new t2 and event."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Apply both rules to one window of class indices and event codes: the new t2 and event,
+    or None when every piece is large enough already (the usual case, checked first)."""
     changed = event > 0
+    labels, _ = pieces(event.astype(np.int32) * NUM_CLASSES + t2, changed)
+    if not (np.bincount(labels.ravel()) < smallest)[1:].any():
+        return None
     regions, _ = ndimage.label(changed)
     undo = (np.bincount(regions.ravel()) < smallest)[regions] & changed
     t2 = np.where(undo, t1, t2)
@@ -106,7 +110,10 @@ def clean(
         if not codes.any():
             continue
         classes = t2.read(window)
-        new_t2, new_event = clean_window(t1.read(window), classes, codes, smallest)
+        cleaned = clean_window(t1.read(window), classes, codes, smallest)
+        if cleaned is None:
+            continue
+        new_t2, new_event = cleaned
         rows = slice(int(core.row_off) - r0, int(core.row_off) - r0 + int(core.height))
         cols = slice(int(core.col_off) - c0, int(core.col_off) - c0 + int(core.width))
         t2.write(core, new_t2[rows, cols])

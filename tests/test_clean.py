@@ -105,3 +105,11 @@ def test_one_polygon_per_new_building_on_the_example(town_tif, tmp_path):
 def test_negative_min_area_from_python_names_the_parameter(town_tif):
     with pytest.raises(InputError, match=r"min_area\) must be 0 or a positive area in m², not -1"):
         open_inputs(town_tif, events="flood", min_area=-1)
+
+
+def test_a_window_without_specks_is_left_alone():
+    t1 = np.zeros((8, 8), np.uint8)
+    t2, event = t1.copy(), np.zeros_like(t1)
+    t2[1:4, 1:4], event[1:4, 1:4] = 7, 1
+    assert clean_window(t1, t2, event, smallest=9) is None
+    assert clean_window(t1, t2, event, smallest=10) is not None
