@@ -539,19 +539,7 @@ class Painter:
             valid1 &= has_pixels
             z_a = self._encode(rgb1, pad)
         else:
-            # Plain conditional generation: nothing unchanged, so the mixing rule never copies.
-            none = torch.zeros((1, 1, *size), device=self.device)
-            channels = self.model.config.latent_channels
-            blank = torch.zeros((1, channels, *size), device=self.device)
-            pin = None
-            if "t1" in neighbours:
-                keep = self._anchor_mask(known, pad)
-                painted = self._encode(fill_unknown(neighbours["t1"], known), pad)
-                blank, none, pin = anchor(blank, none, painted, keep)
-            z_a = self._sample(block, T1, blank, none, torch.zeros_like(none), masks[0], pin)
-            rgb1 = to_uint8(self._decode(z_a, pad, height, width))
-            if "t1" in neighbours:
-                rgb1 = level_to_neighbours(rgb1, neighbours["t1"], known)
+            z_a, rgb1 = self._paint_t1(block, masks[0], t1, pad, neighbours, known)
         images, latent, valid = [rgb1], z_a, valid1
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = classes[timestamp - 2], classes[timestamp - 1]
@@ -594,6 +582,56 @@ class Painter:
             images.append(rgb)
             valid = has_pixels = np.ones_like(valid1)  # painted images hold data everywhere
         return images, valid1
+
+    def _paint_t1(
+        self,
+        block: Block,
+        mask: torch.Tensor,
+        t1: np.ndarray,
+        pad: tuple[int, int, int, int],
+        neighbours: dict[str, np.ndarray],
+        known: np.ndarray,
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Latents and RGB of t1 where no real image is given.
+
+        With exemplars, t1 starts as a collage of the bank's real crops and roofs laid on the
+        land cover (``exemplar_fill`` from an empty image), which the model harmonizes like
+        any exemplar and which then stands in for a real t1; without, it is plain conditional
+        generation: nothing unchanged, so the mixing rule never copies.
+        """
+        height, width = t1.shape
+        size = (mask.shape[-2] // self.f, mask.shape[-1] // self.f)
+        drawn = torch.zeros((1, 1, *size), device=self.device)
+        z_a = torch.zeros((1, self.model.config.latent_channels, *size), device=self.device)
+        base = filled = None
+        if self.options.exemplars and self.bank is not None:
+            rng = np.random.default_rng(block_seed(self.seed, block, T1))
+            origin = (int(block.window.row_off), int(block.window.col_off))
+            empty = np.zeros((3, height, width), np.uint8)
+            nothing = np.full(t1.shape, NODATA, t1.dtype)
+            base, filled = exemplar_fill(
+                empty, nothing != NODATA, nothing, t1, rng, self.bank, origin=origin, seed=self.seed
+            )
+            if "t1" in neighbours:
+                base, filled = np.where(known, neighbours["t1"], base), filled | known
+            z_a = self._encode(base, pad)
+            drawn = to_latent(self._padded(filled, pad), size)
+        hold, pin = drawn, None
+        if "t1" in neighbours:
+            anchor_mask = self._anchor_mask(known, pad)
+            painted = self._encode(fill_unknown(neighbours["t1"], known), pad)
+            z_a, drawn, pin = anchor(z_a, drawn, painted, anchor_mask)
+        latent = self._sample(block, T1, z_a, drawn, hold, mask, pin)
+        decoded = self._decode(latent, pad, height, width)
+        if base is not None and self.options.composition == "pixel":
+            weight = blend_weight(filled)
+            rgb = compose(base, decoded, self._decode(z_a, pad, height, width), weight)
+            latent = self._encode(rgb, pad)  # from here on, t1 is like a real image
+        else:
+            rgb = to_uint8(decoded)
+        if "t1" in neighbours:
+            rgb = level_to_neighbours(rgb, neighbours["t1"], known)
+        return latent, rgb
 
     def _encode(self, rgb: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
         """Latents of an RGB uint8 (3, h, w) window, padded like the class windows."""

@@ -58,6 +58,8 @@ def exemplar_fill(
     rng: np.random.Generator,
     bank: ExemplarBank | None = None,
     search: int = SEARCH,
+    origin: tuple[int, int] = (0, 0),
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rgb`` (3, h, w) with changed pixels filled from real pixels of their new class.
 
@@ -65,9 +67,11 @@ def exemplar_fill(
     windows (model indices, ``NODATA``). New buildings take a whole real roof and cast a
     shadow (see ``geochange.sampling.roofs``); other exemplars come from the unchanged land of
     the new class nearby, and what that leaves from the ``bank`` crop of the class whose scene
-    looks most like this one, tiled seamlessly (mirrored) under the whole window so that a
-    large patch is one continuous texture. Returns the filled image and where it was filled
-    (the rest is left to the model).
+    looks most like this one (in an image with no data, like one drawn for the run by ``seed``),
+    tiled seamlessly (mirrored) under the whole region from a phase drawn for the run, the
+    window at ``origin`` (row, col) of it: a large patch is one continuous texture, across
+    blocks too. Returns the filled image and where it was filled (the rest is left to the
+    model).
     """
     base = rgb.copy()
     filled = np.zeros(before.shape, bool)
@@ -83,7 +87,7 @@ def exemplar_fill(
     for cls in np.unique(after[changed & ~filled]):
         pieces, ids = np.zeros(before.shape, np.int32), count(1)
         source = _inner(valid & (before == cls) & (after == cls))
-        canvas = None if bank is None else _bank_canvas(bank, int(cls), rgb, scene, rng)
+        canvas = None if bank is None else _bank_canvas(bank, int(cls), rgb, scene, origin, seed)
         labels, _ = ndimage.label(changed & ~filled & (after == cls))
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             for rows, cols in _cells(box):
@@ -92,7 +96,8 @@ def exemplar_fill(
                 around = (slice(r0, rows.stop + search), slice(c0, cols.stop + search))
                 home = (rows.start - r0, cols.start - c0)
                 target = (base[:, rows, cols], todo, pieces[rows, cols], ids)
-                _place(*target, source[around], rgb[(slice(None), *around)], home)
+                if source.any():
+                    _place(*target, source[around], rgb[(slice(None), *around)], home)
                 if todo.any() and canvas is not None:
                     # the piece's own place in the tiled crop, give or take BANK_MARGIN
                     reach = (
@@ -130,33 +135,51 @@ def _bank_buildings(
 
 
 def _bank_canvas(
-    bank: ExemplarBank, cls: int, rgb: np.ndarray, scene: np.ndarray, rng: np.random.Generator
+    bank: ExemplarBank,
+    cls: int,
+    rgb: np.ndarray,
+    scene: np.ndarray,
+    origin: tuple[int, int],
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The bank crop of ``cls`` whose scene looks most like this one, in this image's colours,
-    mirrored out from a random phase to cover the window plus ``BANK_MARGIN`` on each side:
-    (where it is of the class, its pixels). Mirroring leaves no seam, so neighbouring pieces
-    of a large patch take neighbouring pixels."""
-    crop = _nearest_scene(bank, cls, rgb, scene != NODATA)
-    if crop is None:
+    """The bank crop of ``cls`` whose scene looks most like this one (where nothing is known
+    of the scene, most like a crop drawn for the run by ``seed``), in this image's colours,
+    mirrored out from a phase drawn by ``seed`` over the whole region, the window at
+    ``origin`` plus ``BANK_MARGIN`` on each side: (where it is of the class, its pixels).
+    Mirroring leaves no seam, so neighbouring pieces of a large patch take neighbouring
+    pixels."""
+    crops = bank.crops_of(cls)
+    if len(crops) == 0:
         return None
+    phase = np.random.default_rng([seed, cls]).integers(0, bank.images.shape[-1], 2)
+    known = scene != NODATA
+    if known.any():
+        crop = _nearest_scene(bank, crops, rgb, known)
+    else:  # all classes from crops that look like one drawn for the run: one place, one sensor
+        look = bank.images[np.random.default_rng(seed).integers(len(bank.images))]
+        crop = _nearest_scene(bank, crops, look, np.ones(look.shape[1:], bool))
     image = _in_scene_colours(bank.images[crop], bank.classes[crop], rgb, scene)
     source = _inner(bank.classes[crop] == cls)
-    height, width = scene.shape[0] + 2 * BANK_MARGIN, scene.shape[1] + 2 * BANK_MARGIN
-    row, col = rng.integers(0, source.shape)
-    window = (slice(row, row + height), slice(col, col + width))
-
-    def tiled(array: np.ndarray) -> np.ndarray:
-        pad = [(0, 0)] * (array.ndim - 2) + [(0, height), (0, width)]
-        return np.pad(array, pad, mode="symmetric")[(..., *window)]
-
-    return tiled(source), tiled(image)
+    rows, cols = (
+        _mirrored_index(start + offset - BANK_MARGIN, length + 2 * BANK_MARGIN, size)
+        for start, offset, length, size in zip(
+            origin, phase, scene.shape, source.shape, strict=True
+        )
+    )
+    return source[np.ix_(rows, cols)], image[:, rows][:, :, cols]
 
 
-def _nearest_scene(bank: ExemplarBank, cls: int, rgb: np.ndarray, valid: np.ndarray) -> int | None:
-    """The bank crop holding class ``cls`` whose mean colour is nearest this image's."""
-    crops = bank.crops_of(cls)
-    if len(crops) == 0 or not valid.any():
-        return None
+def _mirrored_index(start: int, length: int, size: int) -> np.ndarray:
+    """Indices into an axis of ``size`` of ``length`` positions from ``start`` along the axis
+    mirrored out without end (0 1 2 2 1 0 0 1 2 ...)."""
+    period = (np.arange(start, start + length) % (2 * size)).astype(np.intp)
+    return np.where(period < size, period, 2 * size - 1 - period)
+
+
+def _nearest_scene(
+    bank: ExemplarBank, crops: np.ndarray, rgb: np.ndarray, valid: np.ndarray
+) -> int:
+    """The one of the bank's ``crops`` whose mean colour is nearest this image's."""
     mean = rgb[:, valid].astype(np.float32).mean(axis=1)
     distance = [np.abs(bank.images[k].reshape(3, -1).mean(axis=1) - mean).sum() for k in crops]
     return int(crops[int(np.argmin(distance))])
