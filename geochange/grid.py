@@ -29,6 +29,8 @@ from geochange.classes import CLASS_NAMES, NODATA, ClassScheme
 from geochange.errors import InputError
 
 _GEOD = Geod(ellps="WGS84")
+MAX_PIXEL_M = 100.0
+"""The largest land-cover pixel, in metres, that events can draw changes in (CORINE's)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class LandCover:
             self.grid = Grid(
                 CRS(source_crs), source_transform, self.dataset.width, self.dataset.height
             )
+        self._check_pixel_size()
         reader = self._vrt or self.dataset
         self._masked = self._vrt is not None or any(
             MaskFlags.all_valid not in flags for flags in reader.mask_flag_enums
@@ -269,6 +272,18 @@ class LandCover:
             raise InputError(
                 f"--gsd {gsd:g} m is larger than the land cover itself ({extent:.4g} m across)",
                 "give a pixel size smaller than the region",
+            )
+
+    def _check_pixel_size(self) -> None:
+        """Events draw buildings, roads and clearings metres wide: pixels of kilometres (a
+        transform in degrees read as 1-degree pixels) would ask them for billions of parcels."""
+        largest = max(self.grid.pixel_size_m())
+        if largest > MAX_PIXEL_M:
+            raise InputError(
+                f"land cover {self.path} has pixels of {largest:.6g} m on the ground; geochange "
+                f"draws changes metres wide and takes pixels of at most {MAX_PIXEL_M:g} m",
+                "check its CRS and transform (pixel sizes in degrees read as metres, or the "
+                "reverse), or resample it with --gsd",
             )
 
     def _check_nodata(self) -> None:

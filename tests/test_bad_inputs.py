@@ -485,6 +485,13 @@ REGION_CASES = {
         [],
         ["declares EPSG:4326, but its coordinates (500000 to 500150", "gdal_edit.py -a_srs"],
     ),
+    "degrees-read-as-pixels-of-a-degree": (
+        lambda d: write_raster(
+            d / "r.tif", _codes()[:40, :40], crs="EPSG:4326", transform=Affine(1, 0, 13, 0, -1, 50)
+        ),
+        ["--events", "random"],
+        ["has pixels of 110844 m on the ground; geochange draws changes metres wide", "100 m"],
+    ),
     "ground-control-points-only": (
         _gcps_only,
         [],

@@ -31,6 +31,7 @@ from geochange.events import parse_events
 from geochange.example import example_landcover
 from geochange.model import SemanticLDM, preset
 from geochange.synth import model_hash
+from geochange.writing.folder import MARKER, FolderLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -120,7 +121,7 @@ def t1_t2(source: Path, row: dict, index: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_levir_layout(levir: Path, source: Path, model_dir: Path):
     names = {"train": 7, "val": 1, "test": 2}
-    expected = {"dataset.json", "pairs.csv"}
+    expected = {"dataset.json", "pairs.csv", MARKER}
     for split, count in names.items():
         for sub in ("A", "B", "label"):
             expected |= {f"{split}/{sub}/{split}_{k}.png" for k in range(1, count + 1)}
@@ -166,7 +167,7 @@ def test_levir_layout(levir: Path, source: Path, model_dir: Path):
 def test_second_layout(levir: Path, source: Path, model_dir: Path, tmp_path: Path):
     out = tmp_path / "second"
     make(source, out, model_dir, "--layout", "second", pairs=4)
-    expected = {"dataset.json", "pairs.csv"}
+    expected = {"dataset.json", "pairs.csv", MARKER}
     for split, count in {"train": 2, "val": 1, "test": 1}.items():
         for sub in ("im1", "im2", "label1", "label2"):
             expected |= {f"{split}/{sub}/{k:05d}.png" for k in range(1, count + 1)}
@@ -215,8 +216,6 @@ def test_existing_output_refused(levir: Path, source: Path, model_dir: Path, tmp
 
 def test_second_run_into_a_busy_output_is_refused(source: Path, model_dir: Path, tmp_path: Path):
     """The dataset's lock: a run while another holds the folder is told who holds it."""
-    from geochange.writing.folder import FolderLock
-
     out = tmp_path / "out"
     lock = FolderLock(out)
     lock.acquire()
