@@ -138,6 +138,7 @@ def test_killed_run_resumes_to_identical_files(region, model_dir, single, tmp_pa
     assert not list(tmp_path.glob(".out*"))
 
 
+@pytest.mark.slow  # a killed synth and its resume: about 50 s; the checksums are tested below
 def test_resume_repaints_blocks_whose_scratch_file_was_lost(region, model_dir, single, tmp_path):
     """A deleted scratch raster came back as zeros (black t2 blocks, exit 0); the checksums in
     the manifest find the lost blocks, which are painted again, with a warning."""
