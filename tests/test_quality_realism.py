@@ -12,6 +12,7 @@ import torch
 
 from geochange.evaluation.quality import (
     REALISM_TARGETS,
+    ablation_variants,
     change_realism,
     composition_variants,
     real_pairs_reference,
@@ -59,6 +60,18 @@ def _check_figures(row: dict) -> None:
         assert 0 < row[name] < 100, (name, row[name])
     for name in FIGURES[-3:]:
         assert 0 <= row[name] <= 1, (name, row[name])
+
+
+def test_with_a_bank_the_models_levers_are_measured_without_it():
+    from geochange.model.config import preset
+
+    config = preset("cpu")
+    variants = ablation_variants(SamplingOptions(), config, bank=True)
+    names = list(variants)
+    assert names[:2] == ["default", "exemplars off (the model alone)"]
+    assert variants["default"][0].exemplars
+    assert not any(options.exemplars for options, _ in list(variants.values())[1:])
+    assert "exemplars off (the model alone)" not in ablation_variants(SamplingOptions(), config)
 
 
 def test_composition_variants_name_the_ablation():

@@ -49,6 +49,7 @@ from geochange.evaluation.segmenter import Segmenter, load_segmenter, predict, s
 from geochange.evaluation.segmenter import train_segmenter as fit_segmenter
 from geochange.example import write_example
 from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot
+from geochange.model.bank import ExemplarBank, load_bank
 from geochange.model.semantic_ldm import dropped_like
 from geochange.plan import TILE, Block
 from geochange.simulate import open_inputs
@@ -153,11 +154,17 @@ def mask_influence(model: SemanticLDM, crops: list[Crop], draws: int = 8) -> dic
 
 
 def generate_from_masks(
-    model: SemanticLDM, crops: list[Crop], options: SamplingOptions, seed: int, device: str
+    model: SemanticLDM,
+    crops: list[Crop],
+    options: SamplingOptions,
+    seed: int,
+    device: str,
+    bank: ExemplarBank | None = None,
 ) -> tuple[list[np.ndarray], float]:
-    """Images painted from the crops' masks alone (t1 mode of ``synth`` without ``--image``),
-    and the seconds per crop."""
-    painter = Painter(model, options, seed, pick_device(device))
+    """Images painted from the crops' masks alone (t1 mode of ``synth`` without ``--image``:
+    with ``options.exemplars``, a collage of the ``bank`` harmonized by the model), and the
+    seconds per crop."""
+    painter = Painter(model, options, seed, pick_device(device), bank=bank)
     images = []
     began = time.perf_counter()
     for row, crop in enumerate(crops):
@@ -176,10 +183,15 @@ def segmentation_miou(segmenter: Segmenter, images: list[np.ndarray], crops: lis
 
 
 def ablation_variants(
-    options: SamplingOptions, config: ModelConfig
+    options: SamplingOptions, config: ModelConfig, bank: bool = False
 ) -> dict[str, tuple[SamplingOptions, dict[str, Any]]]:
-    """Sampling levers, each switched against the default: name -> (options, config changes)."""
+    """Sampling levers, each switched against the default: name -> (options, config changes).
+    With a ``bank`` of exemplars, the model's own levers are measured with exemplars off, as
+    they are about what the model paints alone."""
     variants: dict[str, tuple[SamplingOptions, dict[str, Any]]] = {"default": (options, {})}
+    if options.exemplars and bank:
+        options = replace(options, exemplars=False)
+        variants["exemplars off (the model alone)"] = (options, {})
     if config.layout_init:
         start = config.layout_start_fraction
         variants["no layout init (pure noise)"] = (options, {"layout_init": False})
@@ -202,19 +214,23 @@ def semantic_fidelity(
     device: str,
     ablation: bool,
     log: Log,
+    bank: ExemplarBank | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
     """The segmenter's mIoU on real and on generated held-out crops, per sampling variant."""
     result: dict[str, Any] = {
         "real_miou": segmentation_miou(segmenter, [c.image for c in crops], crops)
     }
-    variants = ablation_variants(options, model.config) if ablation else {"default": (options, {})}
+    if ablation:
+        variants = ablation_variants(options, model.config, bank is not None)
+    else:
+        variants = {"default": (options, {})}
     generated, rows = {}, []
     config = model.config
-    generate_from_masks(model, crops[:1], options, seed, device)  # warm-up, so timings compare
+    generate_from_masks(model, crops[:1], options, seed, device, bank)  # warm-up for timings
     for name, (variant, changes) in variants.items():
         model.config = replace(config, **changes)
         try:
-            images, seconds = generate_from_masks(model, crops, variant, seed, device)
+            images, seconds = generate_from_masks(model, crops, variant, seed, device, bank)
         finally:
             model.config = config
         miou = segmentation_miou(segmenter, images, crops)
@@ -559,7 +575,7 @@ def evaluate(
     report["mask_influence"] = mask_influence(model, crops)
     log(f"mask influence: {report['mask_influence']}")
     fidelity, generated = semantic_fidelity(
-        model, segmenter, crops, options, 0, device, ablation, log
+        model, segmenter, crops, options, 0, device, ablation, log, load_bank(model_dir)
     )
     report["semantic_fidelity"] = fidelity
     oem = [Path(d) for d in data_dirs if find_pairs(Path(d))[0] == "openearthmap"]

@@ -68,10 +68,9 @@ def exemplar_fill(
     shadow (see ``geochange.sampling.roofs``); other exemplars come from the unchanged land of
     the new class nearby, and what that leaves from the ``bank`` crop of the class whose scene
     looks most like this one (in an image with no data, like one drawn for the run by ``seed``),
-    tiled seamlessly (mirrored) under the whole region from a phase drawn for the run, the
-    window at ``origin`` (row, col) of it: a large patch is one continuous texture, across
-    blocks too. Returns the filled image and where it was filled (the rest is left to the
-    model).
+    repeated under the whole region from a phase drawn for the run, the window at ``origin``
+    (row, col) of it: a large patch is one continuous texture, across blocks too. Returns the
+    filled image and where it was filled (the rest is left to the model).
     """
     base = rgb.copy()
     filled = np.zeros(before.shape, bool)
@@ -104,8 +103,9 @@ def exemplar_fill(
                         slice(rows.start, rows.stop + 2 * BANK_MARGIN),
                         slice(cols.start, cols.stop + 2 * BANK_MARGIN),
                     )
-                    bank_source, bank_rgb = canvas[0][reach], canvas[1][(slice(None), *reach)]
-                    _place(*target, bank_source, bank_rgb, (BANK_MARGIN,) * 2)
+                    bank_source, repeat = canvas[0][reach], canvas[2][reach]
+                    bank_rgb = canvas[1][(slice(None), *reach)]
+                    _place(*target, bank_source, bank_rgb, (BANK_MARGIN,) * 2, repeat)
                 filled[rows, cols] |= (labels[rows, cols] == index) & ~todo
         _level_seams(base, pieces)
     return base, filled
@@ -141,13 +141,14 @@ def _bank_canvas(
     scene: np.ndarray,
     origin: tuple[int, int],
     seed: int,
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The bank crop of ``cls`` whose scene looks most like this one (where nothing is known
     of the scene, most like a crop drawn for the run by ``seed``), in this image's colours,
-    mirrored out from a phase drawn by ``seed`` over the whole region, the window at
-    ``origin`` plus ``BANK_MARGIN`` on each side: (where it is of the class, its pixels).
-    Mirroring leaves no seam, so neighbouring pieces of a large patch take neighbouring
-    pixels."""
+    repeated from a phase drawn by ``seed`` over the whole region, the window at ``origin``
+    plus ``BANK_MARGIN`` on each side: (where it is of the class, its pixels, which repeat of
+    the crop each pixel is in). Neighbouring pieces of a large patch take neighbouring pixels;
+    the repeats' seams are levelled like those between pieces (mirroring them instead showed
+    kaleidoscope stars where the mirror axes cross)."""
     crops = bank.crops_of(cls)
     if len(crops) == 0:
         return None
@@ -161,19 +162,14 @@ def _bank_canvas(
     image = _in_scene_colours(bank.images[crop], bank.classes[crop], rgb, scene)
     source = _inner(bank.classes[crop] == cls)
     rows, cols = (
-        _mirrored_index(start + offset - BANK_MARGIN, length + 2 * BANK_MARGIN, size)
-        for start, offset, length, size in zip(
-            origin, phase, scene.shape, source.shape, strict=True
-        )
+        np.arange(start + offset - BANK_MARGIN, start + offset + length + BANK_MARGIN)
+        for start, offset, length in zip(origin, phase, scene.shape, strict=True)
     )
-    return source[np.ix_(rows, cols)], image[:, rows][:, :, cols]
-
-
-def _mirrored_index(start: int, length: int, size: int) -> np.ndarray:
-    """Indices into an axis of ``size`` of ``length`` positions from ``start`` along the axis
-    mirrored out without end (0 1 2 2 1 0 0 1 2 ...)."""
-    period = (np.arange(start, start + length) % (2 * size)).astype(np.intp)
-    return np.where(period < size, period, 2 * size - 1 - period)
+    size = source.shape[0]
+    # Which repeat of the crop each pixel is in (1-4, neighbours differ), for the seams.
+    repeat = ((rows // size) % 2)[:, None] * 2 + ((cols // size) % 2)[None, :] + 1
+    rows, cols = rows % size, cols % size
+    return source[np.ix_(rows, cols)], image[:, rows][:, :, cols], repeat
 
 
 def _nearest_scene(
@@ -191,8 +187,10 @@ def _in_scene_colours(
     """``exemplar`` (3, s, s) brought to this image's sensor, season and sun, to first order:
     per band, the gain and offset that carry the mean colours of the classes both show (at
     least ``MIN_TIE`` pixels each) from the exemplar's to this image's; one shared class gives
-    an offset only, none leaves the exemplar as it is. Matching the whole scenes instead would
-    turn a field brought into a desert into sand."""
+    an offset only; none, only the exposure: one gain on all bands that brings the crop's
+    mean brightness to the image's, within ``GAIN_RANGE`` (desert sand brought into a green
+    town is not left glaring white). Matching the whole scenes' colours instead would turn a
+    field brought into a desert into sand."""
     ties, theirs, ours = [], [], []
     for cls in range(NUM_CLASSES):
         there, here = exemplar_classes == cls, scene == cls
@@ -202,7 +200,11 @@ def _in_scene_colours(
             theirs.append(exemplar[:, there].astype(np.float64).mean(axis=1))
             ours.append(rgb[:, here].astype(np.float64).mean(axis=1))
     if not ties:
-        return exemplar
+        known = scene != NODATA
+        if not known.any():
+            return exemplar
+        exposure = rgb[:, known].mean() / max(float(exemplar.mean()), 1.0)
+        return np.clip(np.round(exemplar * np.clip(exposure, *GAIN_RANGE)), 0, 255).astype(np.uint8)
     weight = np.array(ties, np.float64)[:, None] / sum(ties)
     x, y = np.array(theirs), np.array(ours)
     x_mean, y_mean = (weight * x).sum(axis=0), (weight * y).sum(axis=0)
@@ -244,11 +246,13 @@ def _place(
     source: np.ndarray,
     source_rgb: np.ndarray,
     home: tuple[int, int],
+    repeats: np.ndarray | None = None,
 ) -> None:
     """Copy into ``target`` (3, h, w) where ``todo`` (h, w) the ``source_rgb`` pixels of up to
     ``ROUNDS`` placements of ``todo`` over ``source``, each the one nearest to ``home`` (the
     patch's own corner in the source) among the best; clears what it fills from ``todo`` and
-    numbers each placement's pixels in ``pieces`` with the next of ``ids``."""
+    numbers each placement's pixels in ``pieces`` with the next of ``ids`` (times 4, plus the
+    source's ``repeats`` (1-4) where the source is a repeated crop)."""
     h, w = todo.shape
     if source.shape[0] < h or source.shape[1] < w:
         return
@@ -265,7 +269,8 @@ def _place(
         i, j = candidates[np.argmin(np.abs(candidates - home).sum(axis=1))]
         take = todo & source[i : i + h, j : j + w]
         target[:, take] = source_rgb[:, i : i + h, j : j + w][:, take]
-        pieces[take] = next(ids)
+        piece = 4 * next(ids)
+        pieces[take] = piece if repeats is None else piece + repeats[i : i + h, j : j + w][take]
         todo &= ~take
 
 
@@ -278,6 +283,8 @@ def _level_seams(image: np.ndarray, pieces: np.ndarray, sigma: float = SEAM_SIGM
     region = pieces > 0
     if not region.any():
         return
+    values, pieces = np.unique(pieces, return_inverse=True)
+    pieces = pieces.reshape(region.shape) + int(values[0] != 0)  # 0 stays "no piece"
     pixels = image.astype(np.float32)
     shared = _local_mean(pixels, region, sigma)
     correction = np.zeros_like(pixels)
