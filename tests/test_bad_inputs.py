@@ -955,6 +955,27 @@ def test_overwrite_never_deletes_the_users_folders_via_cli(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["region.tif", "work"]
 
 
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (".", "it is the current folder or holds it"),
+        ("data", "it holds the input data"),
+        ("notes", "geochange did not write it (it has no .geochange or geochange.json file)"),
+    ],
+)
+def test_train_overwrite_deletes_only_a_model_folder(tmp_path, monkeypatch, output, message):
+    """`geochange train ... -o . --overwrite` removed the folder of the data (shutil.rmtree)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "tile.png").write_bytes(b"pixels")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "autoencoder", "data", "-o", output, "--overwrite", "--device", "cpu"]
+    assert_refused_beside(geochange(*args), message)
+    assert snapshot(tmp_path) == before
+
+
 def test_one_output_folder_one_run(region, tmp_path, monkeypatch):
     """A second run started while the first hashes its inputs is refused with the first's PID;
     the first finishes and its result is the one on disk."""

@@ -123,6 +123,8 @@ def test_cli_resume_continues_from_checkpoint_step(shared_data: Path, tmp_path: 
     run(tmp_path / "b", 15)
     straight = read_losses(tmp_path / "b")
     assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in straight], rel=1e-4)
+    run(tmp_path / "b", 5, "--overwrite")  # a model folder (geochange.json) may be replaced
+    assert [step for step, _ in read_losses(tmp_path / "b")] == list(range(1, 6))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import click
 from geochange.cli.options import overwrite_opt, seed_opt
 from geochange.errors import InputError
 from geochange.model.config import PRESETS
+from geochange.writing.folder import MARKER, check_replaceable, output_path
 
 if TYPE_CHECKING:
     from geochange.training.crops import CropSource
@@ -171,6 +172,9 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
             raise InputError(
                 f"output folder {out} exists", "pass --resume to continue it or --overwrite"
             )
+        # only a model folder (or a geochange output) is deleted: never `-o .` or the data
+        inputs = [*kw["data"], *([kw["model_path"]] if kw["model_path"] else [])]
+        check_replaceable(output_path(out), inputs, written_by=(MARKER, "geochange.json"))
         shutil.rmtree(out)
     torch.manual_seed(kw["seed"])  # a new model's initial weights follow --seed too
     model = (

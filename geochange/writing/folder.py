@@ -49,10 +49,12 @@ def output_path(path: str | Path) -> Path:
     return absolute
 
 
-def check_replaceable(path: Path, inputs: Iterable[str | Path] = ()) -> None:
+def check_replaceable(
+    path: Path, inputs: Iterable[str | Path] = (), written_by: tuple[str, ...] = (MARKER,)
+) -> None:
     """Refuse to replace folder ``path`` when that would delete something besides an old output:
     the current folder or one above it, a folder holding an input, a folder geochange did not
-    write (without ``MARKER``, unless empty)."""
+    write (holding none of the files named in ``written_by``, unless empty)."""
     real = path.resolve()
     here = Path.cwd().resolve()
     if real == here or real in here.parents:
@@ -66,9 +68,10 @@ def check_replaceable(path: Path, inputs: Iterable[str | Path] = ()) -> None:
                 f"refusing to replace {path}: it holds the input {source}",
                 "write to another output folder, or move the input out of it first",
             )
-    if not (path / MARKER).is_file() and any(path.iterdir()):
+    if not any((path / name).is_file() for name in written_by) and any(path.iterdir()):
         raise InputError(
-            f"refusing to replace {path}: geochange did not write it (it has no {MARKER} file)",
+            f"refusing to replace {path}: geochange did not write it (it has no "
+            f"{' or '.join(written_by)} file)",
             "choose another output folder, or delete this one yourself if nothing in it is needed",
         )
 
