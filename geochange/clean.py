@@ -30,10 +30,6 @@ from geochange.classes import NUM_CLASSES
 from geochange.plan import Plan
 from geochange.scratch import ScratchRaster
 
-DEFAULT_MIN_AREA_M2 = 4.0
-"""Default minimum area of a change: 16 pixels at 0.5 m, a small shed; below one pixel's
-area nothing is cleaned."""
-
 
 def min_pixels(min_area_m2: float, pixel_size_m: tuple[float, float]) -> int:
     """The smallest change kept, in whole pixels (1 keeps everything)."""

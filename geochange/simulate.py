@@ -43,10 +43,11 @@ from geochange.classes import (
     to_codes,
     unknown_values_error,
 )
-from geochange.clean import DEFAULT_MIN_AREA_M2, clean, min_pixels
+from geochange.clean import clean, min_pixels
 from geochange.distributed import Scheduler
 from geochange.errors import InputError
 from geochange.events import Event, EventWindow, RegionStats, parse_events
+from geochange.events.base import DEFAULT_MIN_AREA_M2
 from geochange.events.stats import measure_buildings
 from geochange.grid import Grid, LandCover
 from geochange.manifest import Manifest, run_key

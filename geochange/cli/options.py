@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geochange.clean import DEFAULT_MIN_AREA_M2
+from geochange.events.base import DEFAULT_MIN_AREA_M2
 
 output_opt = click.option(
     "-o",

@@ -22,6 +22,9 @@ from geochange.events.masks import bounding_box, pieces
 MAX_COUNT = 100_000
 """Upper bound of every ``count`` parameter: far above any real scenario, low enough that the
 attempts an event draws for it fit in memory."""
+DEFAULT_MIN_AREA_M2 = 4.0
+"""Default least area of a change kept after the events (``geochange.clean``): 16 pixels at
+0.5 m, a small shed; below one pixel's area nothing is cleaned."""
 FULL_AFTER = 20
 """Wanted objects in a row that found no place: the block is full and the rest are not tried
 (else a count far above what fits would try every start of every one of them)."""
