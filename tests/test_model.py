@@ -181,3 +181,24 @@ def test_normalized_latents_have_zero_mean_unit_variance_and_survive_saving(tmp_
     reloaded = load_model(model.save_pretrained(tmp_path / "m"))
     assert reloaded.config.latent_shift == model.config.latent_shift
     assert torch.equal(reloaded.encode(images), model.encode(images))
+
+
+@pytest.mark.parametrize(
+    ("part", "edit", "message"),
+    [
+        ("geochange.json", lambda d: d["config"].update(latent_scale=0), "latent_scale 0"),
+        ("geochange.json", lambda d: d["config"].update(latent_shift=[0.1]), "latent_shift"),
+        ("scheduler/scheduler_config.json", lambda d: d.update(num_train_timesteps=0), "num_tr"),
+    ],
+)
+def test_a_tampered_model_config_is_refused(tmp_path, part, edit, message):
+    """Values that load but would paint nonsense (latent_scale 0 gave an almost white t2)."""
+    import json
+
+    folder = _model().save_pretrained(tmp_path / "m")
+    path = folder / part
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=message):
+        load_model(folder)

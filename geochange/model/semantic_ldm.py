@@ -533,6 +533,40 @@ def _check_parts(folder: Path, config: ModelConfig) -> None:
                 "copy the whole model folder again, or pass a folder written by "
                 "`geochange train diffusion -o MODEL`",
             )
+    # Values that load but paint nonsense (latent_scale 0: an almost white t2, exit 0).
+    timesteps = json.loads((folder / "scheduler" / "scheduler_config.json").read_text()).get(
+        "num_train_timesteps"
+    )
+    scale, shift, channels = config.latent_scale, config.latent_shift, config.latent_channels
+    checks = [
+        (
+            METADATA,
+            "latent_scale",
+            scale,
+            "a finite number above 0",
+            math.isfinite(scale) and scale > 0,
+        ),
+        (
+            METADATA,
+            "latent_shift",
+            list(shift),
+            f"{channels} finite numbers or none",
+            not shift or (len(shift) == channels and all(map(math.isfinite, shift))),
+        ),
+        (
+            "scheduler/scheduler_config.json",
+            "num_train_timesteps",
+            timesteps,
+            "an integer >= 1",
+            isinstance(timesteps, int) and timesteps >= 1,
+        ),
+    ]
+    for part, key, found, wanted, sound in checks:
+        if not sound:
+            raise InputError(
+                f"model folder {folder}: {part} has {key} {found}, which must be {wanted}",
+                "copy the whole model folder again, or retrain it with `geochange train`",
+            )
 
 
 def _section(weights: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:

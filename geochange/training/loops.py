@@ -386,7 +386,9 @@ def _load_checkpoint(
 ) -> tuple[int, float]:
     model.load_state_dict(load_file(folder / "model.safetensors", device=str(device)))
     ema.load_state_dict(load_file(folder / "ema.safetensors", device=str(device)))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device))
+    optimizer.load_state_dict(
+        torch.load(folder / "optimizer.pt", map_location=device, weights_only=True)
+    )
     state = json.loads((folder / STATE_FILE).read_text())
     return int(state["step"]), float(state["seconds"])
 
