@@ -8,15 +8,23 @@ from geochange.classes import NUM_CLASSES
 from geochange.model.bank import MIN_SHARE, ExemplarBank
 from geochange.training.crops import CropSource
 
+BUSY = 1.5
+"""Spread of a class's brightness in a crop, relative to the candidates' median, above which
+the crop is taken for mislabelled."""
+
 
 def build_bank(dataset: CropSource, per_class: int = 6, scan: int | None = None) -> ExemplarBank:
     """Per class, ``per_class`` crops of ``dataset`` full of it and unlike each other in its
     colour (a crop may serve several classes), scanning its first ``scan`` crops (default:
     all). The painter takes the crop nearest an image's colours, so the bank should span the
-    looks a class has (sand and soil, lawn and steppe), not the same field thrice."""
+    looks a class has (sand and soil, lawn and steppe), not the same field thrice. Crops whose
+    class is far busier than in the other candidates (more than ``BUSY`` times their median
+    spread of brightness) are left out: that is a label gone wrong (a harbour's roofs labelled
+    water), and the search for unlike colours would pick it first."""
     count = len(dataset) if scan is None else min(scan, len(dataset))
     shares = np.zeros((count, NUM_CLASSES))
     colours = np.zeros((count, NUM_CLASSES, 3))
+    spreads = np.zeros((count, NUM_CLASSES))
     for index in range(count):
         image, mask = (t.numpy() for t in dataset.unaugmented(index))
         if _mirrored(image):
@@ -26,10 +34,13 @@ def build_bank(dataset: CropSource, per_class: int = 6, scan: int | None = None)
             shares[index, cls] = where.mean()
             if where.any():
                 colours[index, cls] = image[:, where].mean(axis=1)
+                spreads[index, cls] = image[:, where].mean(axis=0).std()
     chosen: list[int] = []
     for cls in range(NUM_CLASSES):
         least = max(MIN_SHARE * shares[:, cls].max(), 1e-9)
         full = [int(i) for i in np.argsort(-shares[:, cls]) if shares[i, cls] >= least]
+        busy = BUSY * np.median(spreads[full, cls])
+        full = [i for i in full if spreads[i, cls] <= busy]
         chosen += [i for i in _unlike(full, colours[:, cls], per_class) if i not in chosen]
     images, classes = [], []
     for index in chosen:
