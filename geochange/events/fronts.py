@@ -38,6 +38,10 @@ CLUSTER = 64
 """Pixels a front can reach that are a tile of this many pixels apart are worked on in separate
 crops (at most ``MAX_PARTS``), unless that saves little."""
 MAX_PARTS = 12
+TOLERANCE = 0.05
+"""Share of its target a front may miss by when it can reach more (tidying leaves jumps)."""
+GROW_TRIES = 12
+"""Selections a front tries (each opened and tidied) to come near its goal."""
 
 
 def smooth_noise(lattice: Lattice, cell_px: float, rng: np.random.Generator) -> np.ndarray:
@@ -76,7 +80,8 @@ def ragged_grow(
     grain_m: float = 30.0,
     roughness: float = 1.2,
 ) -> np.ndarray:
-    """About ``target`` pixels of ``into`` taken by fronts advancing from ``source``.
+    """About ``target`` pixels of ``into`` (within ``TOLERANCE`` of it, unless fewer can be
+    reached) taken by fronts advancing from ``source``.
 
     The fronts advance in lobes and bays (wide as ``grain_m``, deeper with ``roughness``) with
     ragged edges; the cheapest pixels within ``reach_m`` that stay connected to ``source`` are
@@ -118,7 +123,7 @@ def ragged_grow(
         )
     if parts:
         front = _Front(parts, goal, steps, HOLE_M2 / window.pixel_area_m2)
-        for part, chosen in zip(parts, front.grow(goal, 0.05 * target), strict=True):
+        for part, chosen in zip(parts, front.grow(goal, TOLERANCE * target), strict=True):
             out[box][part.crop] |= chosen
     return out
 
@@ -270,60 +275,97 @@ class _Front:
         self.safe = int(np.count_nonzero(self.cost <= self.limit))
 
     def grow(self, goal: int, tolerance: float) -> list[np.ndarray]:
-        """About ``goal`` pixels over all parts, opened (no slivers), small holes filled, all
-        connected to the source.
+        """About ``goal`` pixels over all parts (within ``tolerance`` where the front can reach
+        that many), opened (no slivers), small holes filled, all connected to the source.
 
-        The number of cheapest pixels to take is searched so that, once opened, about ``aim``
-        pixels are left (opening is cheap, tidying is not). When tidying leaves more than
-        ``tolerance`` too few pixels, or twice that too many (filled holes add a few percent),
-        the aim is corrected once by the ratio seen.
+        The number of cheapest pixels to take is searched on what is left after tidying, not
+        before: cheap pixels cut off from the source are dropped, so the share left is far from
+        constant and jumps where a cheap pocket joins. Secant steps inside a bracket, every
+        other one halving it, converge on such a curve; a ratio corrected once did not (it
+        overshot by half or stopped at a fifth of the goal). A jump still left is bridged by
+        advancing the smaller selection into the larger one.
         """
-        tried: dict[int, int] = {0: 0}
-        aim = float(goal)
-        chosen = [np.zeros(part.near.shape, bool) for part in self.parts]
-        for _ in range(2 if self.cost.size else 0):
-            opened = self._search(aim, tried)
-            chosen = [
-                part.tidy(o, self.hole_px) for part, o in zip(self.parts, opened, strict=True)
-            ]
+        empty = [np.zeros(part.near.shape, bool) for part in self.parts]
+        best, best_miss = empty, float(goal)
+        low, high = (0, 0), None
+        low_chosen, high_chosen = empty, empty
+        for step in range(GROW_TRIES if self.cost.size else 0):
+            want = self._guess(goal, low, high, halve=step % 2 == 1)
+            if want is None:
+                break
+            want = self._price_for(want)
+            chosen = self._take(want)
             got = sum(int(np.count_nonzero(c)) for c in chosen)
-            if -tolerance <= got - goal <= 2 * tolerance:
+            if abs(got - goal) < best_miss:
+                best, best_miss = chosen, abs(got - goal)
+            if best_miss <= tolerance or (got < goal and want == self.cost.size):
                 break
-            aim *= goal / max(got, 1)
-        return chosen
-
-    def _search(self, aim: float, tried: dict[int, int]) -> list[np.ndarray]:
-        """The opened selection whose size is nearest ``aim`` in a few secant steps."""
-        best, best_miss = None, np.inf
-        for _ in range(6):
-            want = self._guess(aim, tried)
-            while want > self.safe and self.limit < np.inf:
-                self.limit *= 2
-                self._price()
-            if want in tried and best is not None:
-                break
-            threshold = (
-                np.inf if want >= self.cost.size else np.partition(self.cost, want - 1)[want - 1]
-            )
-            opened = [part.opened(threshold, self.steps) for part in self.parts]
-            tried[want] = sum(int(np.count_nonzero(o)) for o in opened)
-            if abs(tried[want] - aim) < best_miss:
-                best, best_miss = opened, abs(tried[want] - aim)
-            if best_miss <= 0.02 * aim or (want == self.cost.size and tried[want] < aim):
-                break
+            if got < goal:
+                low, low_chosen = (want, got), chosen
+            else:
+                high, high_chosen = (want, got), chosen
+        if best_miss > tolerance and high is not None:
+            bridged = self._advance(low_chosen, high_chosen, goal)
+            if abs(sum(int(np.count_nonzero(c)) for c in bridged) - goal) < best_miss:
+                return bridged
         return best
 
-    def _guess(self, aim: float, tried: dict[int, int]) -> int:
-        """Pixels to take for ``aim`` left after opening, from the tries so far."""
-        below = max((w, g) for w, g in tried.items() if g <= aim)
-        above = min(((w, g) for w, g in tried.items() if g > aim), default=None)
-        if above is not None:
-            want = below[0] + (above[0] - below[0]) * (aim - below[1]) / (above[1] - below[1])
-        elif below[1] > 0:
-            want = below[0] * aim / below[1] * 1.1
-        else:
-            want = 1.6 * aim if below[0] == 0 else 2 * below[0]
-        return int(min(max(round(want), 1), self.cost.size))
+    def _advance(
+        self, low: list[np.ndarray], high: list[np.ndarray], goal: int
+    ) -> list[np.ndarray]:
+        """``low`` and the pixels of ``high`` beside the source, grown ring by ring inside
+        ``high`` to about ``goal`` pixels: a cheap pocket that joins all at once is taken only
+        as far as needed, as a front would advance into it."""
+        inside = [lo | hi for lo, hi in zip(low, high, strict=True)]
+        chosen = [
+            lo | (part.touching & within)
+            for lo, part, within in zip(low, self.parts, inside, strict=True)
+        ]
+        got = sum(int(np.count_nonzero(c)) for c in chosen)
+        ring = 0
+        while got < goal:
+            ring += 1
+            # 8- and 4-neighbour rings in turn follow Euclidean distance within a few percent
+            grown = [
+                dilate(c, 1, corners=ring % 2 == 1) & within
+                for c, within in zip(chosen, inside, strict=True)
+            ]
+            more = sum(int(np.count_nonzero(g)) for g in grown)
+            # a 4-neighbour ring may stall at a diagonal step that the next ring takes
+            if (more == got and ring % 2 == 1) or more - goal > goal - got:
+                break
+            chosen, got = grown, more
+        return chosen
+
+    def _price_for(self, want: int) -> int:
+        """``want``, once the ``want`` cheapest pixels are priced (at most every candidate)."""
+        while want > self.safe and self.limit < np.inf:
+            self.limit *= 2
+            self._price()
+        return min(want, self.cost.size)
+
+    def _take(self, want: int) -> list[np.ndarray]:
+        """The ``want`` cheapest priced pixels over all parts, opened and tidied, per part."""
+        threshold = (
+            np.inf if want == self.cost.size else np.partition(self.cost, want - 1)[want - 1]
+        )
+        return [part.tidy(part.opened(threshold, self.steps), self.hole_px) for part in self.parts]
+
+    def _guess(
+        self, goal: int, low: tuple[int, int], high: tuple[int, int] | None, halve: bool
+    ) -> int | None:
+        """Pixels to take for ``goal`` left after tidying, from the tries (taken, left) that
+        left too few (``low``) and too many (``high``); ``None`` once they are adjacent."""
+        if high is None:
+            if low[1] > 0:
+                return max(round(low[0] * goal / low[1] * 1.1), low[0] + 1)
+            return round(1.6 * goal) if low[0] == 0 else 2 * low[0]
+        if high[0] - low[0] <= 1:
+            return None
+        if halve:
+            return (low[0] + high[0]) // 2
+        want = low[0] + (high[0] - low[0]) * (goal - low[1]) / max(high[1] - low[1], 1)
+        return int(min(max(round(want), low[0] + 1), high[0] - 1))
 
 
 def _quantile(cost: np.ndarray, counts: np.ndarray, wanted: int) -> float:

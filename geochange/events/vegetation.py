@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from geochange.classes import AGRICULTURE, BARELAND, NODATA, RANGELAND, TREE
 from geochange.events.base import Event, EventWindow, Param, pairs
-from geochange.events.fronts import ragged_grow
+from geochange.events.fronts import TOLERANCE, ragged_grow
 from geochange.events.masks import dilate, is_in
 from geochange.events.shapes import class_choice, find_instances, random_pixels
 
@@ -25,6 +25,9 @@ CLEARING_M2 = 3000.0
 """Typical area of one clearing (under a third of a hectare)."""
 LARGE_PATCH_M2 = 5000.0
 """Tree patches at least this large (woods, not street trees) take most clearings."""
+ROUNDS = 6
+"""Rounds of new clearings or copses, each with twice as many starts, while too little has
+changed: fronts that start on a small patch or a sliver run out of room."""
 
 
 def _fraction(name: str, default: float, what: str) -> Param:
@@ -49,30 +52,33 @@ class Deforestation(Event):
         self.to_class = class_choice(self.name, "to", self.to, (BARELAND, AGRICULTURE))
 
     def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
-        t2 = window.t2
-        tree = t2 == TREE
+        tree = window.t2 == TREE
         target = round(self.fraction * np.count_nonzero(tree[window.core]))
-        if target == 0:
-            return
-        fronts = self._fronts(window, tree, target, rng)
-        cleared = ragged_grow(
-            window, fronts, tree & window.free(), target, rng, self.halo_m, 40, roughness=1.5
-        )
+        into = tree & window.free()
+        cleared = np.zeros(window.shape, bool)
+        for attempt in range(ROUNDS):
+            left = target - int(np.count_nonzero(cleared))
+            if left <= TOLERANCE * target:
+                break
+            fronts = self._fronts(window, tree & ~cleared, left, 2**attempt, rng)
+            cleared |= ragged_grow(
+                window, fronts, into & ~cleared, left, rng, self.halo_m, 40, roughness=1.5
+            )
         window.commit(cleared, self.to_class, code)
 
     @staticmethod
     def _fronts(
-        window: EventWindow, tree: np.ndarray, target: int, rng: np.random.Generator
+        window: EventWindow, tree: np.ndarray, target: int, more: int, rng: np.random.Generator
     ) -> np.ndarray:
         """Where clearings start: a few points on the edge of the core's tree patches, one per
-        ``CLEARING_M2`` to clear, mostly on large patches, so clearings bite deep into forests
-        instead of shaving every patch's rim."""
+        ``CLEARING_M2`` to clear (times ``more``), mostly on large patches, so clearings bite
+        deep into forests instead of shaving every patch's rim."""
         edge = dilate(tree) & ~tree & (window.t2 != NODATA) & window.core_mask()
         labels, _ = ndimage.label(tree)
         patch_m2 = np.bincount(labels.ravel()) * window.pixel_area_m2
         large = tree & (patch_m2[labels] >= LARGE_PATCH_M2)
         near_large = edge & dilate(large)
-        clearings = max(1, round(target * window.pixel_area_m2 / CLEARING_M2))
+        clearings = more * max(1, round(target * window.pixel_area_m2 / CLEARING_M2))
         share_large = round(clearings * 0.8) if near_large.any() else 0
         starts = np.concatenate(
             [
@@ -105,14 +111,16 @@ class Regrowth(Event):
         forest = (t2 == TREE) & core
         from_edges = round(target * (1 - self.patches)) if forest.any() else 0
         grown = ragged_grow(window, forest, open_land, from_edges, rng, self.halo_m, 20, 1.0)
-        patch_target = target - int(np.count_nonzero(grown))
-        seeds = np.zeros(window.shape, bool)
-        room = np.flatnonzero(open_land & core & ~grown)
-        if patch_target > 0 and room.size:
-            n_seeds = max(1, round(patch_target * window.pixel_area_m2 / PATCH_M2))
+        for attempt in range(ROUNDS):
+            left = target - int(np.count_nonzero(grown))
+            room = np.flatnonzero(open_land & core & ~grown)
+            if left <= TOLERANCE * target or not room.size:
+                break
+            n_seeds = 2**attempt * max(1, round(left * window.pixel_area_m2 / PATCH_M2))
+            seeds = np.zeros(window.shape, bool)
             seeds.ravel()[room[rng.integers(room.size, size=n_seeds)]] = True
-        patches = ragged_grow(window, seeds, open_land & ~grown, patch_target, rng, 40, 15, 0.8)
-        window.commit(grown | patches, TREE, code)
+            grown |= ragged_grow(window, seeds, open_land & ~grown, left, rng, 40, 15, 0.8)
+        window.commit(grown, TREE, code)
 
 
 class CroplandChange(Event):
