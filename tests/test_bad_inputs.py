@@ -59,7 +59,7 @@ def region(tmp_path) -> Path:
 
 def test_raster_without_crs_needs_crs(tmp_path):
     region = write_raster(tmp_path / "nocrs.tif", np.full((50, 50), 2, np.uint8), crs=None)
-    with pytest.raises(InputError, match="(?s)no coordinate reference system.*--crs"):
+    with pytest.raises(InputError, match="(?s)no coordinate reference system.*crs="):
         attempt(region, tmp_path / "out")
     assert_nothing_written(tmp_path / "out")
     result = attempt(region, tmp_path / "out", crs="EPSG:32633", events="regrowth")
@@ -74,7 +74,7 @@ def test_unknown_codes_listed_with_counts_and_nothing_written(tmp_path):
     with pytest.raises(InputError) as err, open_inputs(region, events="regrowth") as inputs:
         simulate(inputs, tmp_path / "out", block_size=512)
     assert "17 (5 px)" in str(err.value) and "99 (1 px)" in str(err.value)
-    assert "--classes" in str(err.value)
+    assert "classes=" in str(err.value)  # a Python caller is told the parameter
     assert_nothing_written(tmp_path / "out")
 
 
@@ -120,7 +120,7 @@ def test_output_folder_exists_needs_overwrite(region, tmp_path):
     out = tmp_path / "out"
     attempt(region, out, events="regrowth")
     old = (out / "t2_landcover.tif").read_bytes()
-    with pytest.raises(InputError, match="(?s)already exists.*--overwrite"):
+    with pytest.raises(InputError, match="(?s)already exists.*overwrite=True"):
         attempt(region, out)
     assert (out / "t2_landcover.tif").read_bytes() == old
     with open_inputs(region, events="building_add:count=3") as inputs:
@@ -227,7 +227,7 @@ def test_vector_problems(region, tmp_path):
         attempt(region, tmp_path / "out", changes=tmp_path / "badclass.gpkg")
 
     (tmp_path / "broken.gpkg").write_text("not a geopackage")
-    with pytest.raises(InputError, match="cannot read --buildings vectors"):
+    with pytest.raises(InputError, match="cannot read buildings= vectors"):
         attempt(region, tmp_path / "out", buildings=tmp_path / "broken.gpkg")
     assert_nothing_written(tmp_path / "out")
 
@@ -1206,3 +1206,16 @@ def test_bad_sampling_options_via_cli(region, model_dir, tmp_path):
     assert_refused(done, out, "--sampler dpm needs --steps 2 or more")
     done = geochange("synth", region, *base, "--tile-size", "30", "-o", out)
     assert_refused(done, out, "--tile-size must be a positive multiple of")
+
+
+def test_python_callers_are_told_parameter_names_and_the_cli_its_flags(tmp_path: Path):
+    """One message, two spellings: ``gsd=`` for the Python API, ``--gsd`` on the command line."""
+    from geochange.errors import InputError, in_python_terms
+
+    error = InputError("--gsd must be positive", "add --overwrite, or set --tile-size and --co")
+    assert str(error) == (
+        "gsd= must be positive\n  How to fix: add overwrite=True, or set tile_size= and "
+        "creation_options="
+    )
+    assert error.in_cli_terms().startswith("--gsd must be positive")
+    assert in_python_terms("a -o-- b --no-exemplars") == "a -o-- b exemplars=False"

@@ -195,7 +195,7 @@ def test_naive_dataset_keeps_names_t1_and_labels(tmp_path: Path):
     assert again.names == ["a", "b", "c"]
     assert all(np.array_equal(x, y) for x, y in zip(again.after, naive.after, strict=True))
     assert all(np.array_equal(x, y) for x, y in zip(again.change, naive.change, strict=True))
-    with pytest.raises(InputError, match="--layout second"):
+    with pytest.raises(InputError, match="layout= second"):
         naive_pairs(ChangePairs(["a"], pairs.before[:1], pairs.after[:1], pairs.change[:1]))
 
 

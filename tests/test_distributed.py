@@ -171,7 +171,7 @@ def test_manifest_redoes_a_done_block_whose_pixels_changed(tmp_path):
     assert resumed.redone == 1
     assert resumed.done("paint") == {(r, c) for r in range(2) for c in range(3)} - {(1, 1)}
     (manifest.folder / "manifest.json").write_text('{"key": "ke')
-    with pytest.raises(InputError, match="(?s)damaged .resume/manifest.json.*--overwrite"):
+    with pytest.raises(InputError, match="(?s)damaged .resume/manifest.json.*overwrite=True"):
         Manifest.verify(partial, "key")
 
 

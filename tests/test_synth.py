@@ -188,9 +188,9 @@ def test_bad_sampling_options_name_the_fix(model_dir: Path):
     from geochange.errors import InputError
 
     model = load_model(model_dir)
-    with pytest.raises(InputError, match="needs --steps 2"):
+    with pytest.raises(InputError, match="needs steps= 2"):
         SamplingOptions(steps=1, sampler="dpm").check(model)
-    with pytest.raises(InputError, match="--tile-size must be a positive multiple"):
+    with pytest.raises(InputError, match="tile_size= must be a positive multiple"):
         SamplingOptions(tile_size=3).check(model)
 
 

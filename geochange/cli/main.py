@@ -34,7 +34,7 @@ class GeochangeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as err:
-            _fail(json_lines, str(err), 2)
+            _fail(json_lines, err.in_cli_terms(), 2)
         except BrokenPipeError:
             # the reader went away (e.g. `geochange events | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

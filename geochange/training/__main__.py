@@ -26,7 +26,7 @@ def main() -> None:
     try:
         train.main(prog_name="python -m geochange.training", standalone_mode=False)
     except InputError as err:
-        click.echo(f"Error: {err}", err=True)
+        click.echo(f"Error: {err.in_cli_terms()}", err=True)
         sys.exit(2)
     except click.ClickException as err:
         err.show()
