@@ -311,7 +311,9 @@ def simulate(
             stats, block_pixels = _scan(inputs, plan, scratch, reporter)
             timings["scan_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
-            _simulate_events(inputs, plan, scratch, stats, block_pixels, seed, reporter, scheduler)
+            tally = _simulate_events(
+                inputs, plan, scratch, stats, block_pixels, seed, reporter, scheduler
+            )
             cleaned = _clean(inputs, plan, scratch)
             timings["events_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
@@ -321,7 +323,7 @@ def simulate(
             _warn_idle_events(inputs, changed, reporter)
             timings["write_s"] = time.perf_counter() - tic
             tic = time.perf_counter()
-            chained = _chain(
+            chained, chained_tally = _chain(
                 inputs,
                 plan,
                 scratch,
@@ -333,6 +335,7 @@ def simulate(
                 reporter,
                 scheduler,
             )
+            _warn_shortfall(inputs, tally + chained_tally, timestamps, reporter)
             files.update(chained)
             timings["chain_s"] = time.perf_counter() - tic
             painted: dict[str, Path] = {}
@@ -463,6 +466,18 @@ def _warn_idle_events(inputs: Inputs, changed: dict[str, int], reporter: Reporte
             )
 
 
+def _warn_shortfall(inputs: Inputs, tally: np.ndarray, timestamps: int, reporter: Reporter) -> None:
+    """An event that made fewer objects than its count (``building_add:count=100000`` on a small
+    region) says so once per run; ``tally`` is (asked, made) per event, summed over timestamps."""
+    over = f" over {timestamps - 1} timestamps" if timestamps > 2 else ""
+    for event, asked, made in zip(inputs.events, *tally, strict=True):
+        if made < asked:
+            reporter.warning(
+                f"{event.name}: {made} of {asked} {event.counted}{over}; the region has no room "
+                "(or no land) for more"
+            )
+
+
 def _block_counts(
     inputs: Inputs, block_pixels: np.ndarray, seed: int, reporter: Reporter
 ) -> list[np.ndarray]:
@@ -494,15 +509,18 @@ def _simulate_events(
     seed: int,
     reporter: Reporter,
     scheduler: Scheduler,
-) -> None:
+) -> np.ndarray:
     """Pass 2: every event on every block (with halo), phase by phase.
 
     Windows of one phase never overlap, so its blocks are independent tasks; a phase starts
-    once the one before is written.
+    once the one before is written. Returns per event the objects its count asked of the blocks
+    and those they made, as rows (asked, made).
     """
     names = inputs.event_names()
     first_code = len(names) - len(inputs.events) + 1
     counts = _block_counts(inputs, block_pixels, seed, reporter)
+    tally = np.zeros((2, len(inputs.events)), np.int64)
+    tally[0] = [int(c.sum()) for c in counts]
     pixel_size = inputs.grid.pixel_size_m()
     task = partial(_apply_events, inputs.events, first_code, seed)
     reporter.stage("events", len(plan))
@@ -526,10 +544,12 @@ def _simulate_events(
                 )
                 yield block, window, [int(c[block.row, block.col]) for c in counts]
 
-        for block, (t2, event) in zip(busy, scheduler.imap(task, jobs(busy)), strict=True):
+        for block, (t2, event, made) in zip(busy, scheduler.imap(task, jobs(busy)), strict=True):
             scratch["t2"].write(block.window, t2)
             scratch["event"].write(block.window, event)
+            tally[1] += made
             reporter.advance()
+    return tally
 
 
 def _apply_events(
@@ -537,13 +557,17 @@ def _apply_events(
     first_code: int,
     seed: int,
     job: tuple[Block, EventWindow, list[int]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every event on one block window: the task of the events pass (runs on any worker)."""
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every event on one block window: the task of the events pass (runs on any worker).
+
+    Also returns how many objects each count-type event made here (0 for the others).
+    """
     block, window, counts = job
+    made = []
     for index, (event, count) in enumerate(zip(events, counts, strict=True)):
         rng = np.random.default_rng([seed, index, block.row, block.col])
-        event.apply(window, first_code + index, rng, count)
-    return window.t2, window.event
+        made.append(event.apply(window, first_code + index, rng, count) or 0)
+    return window.t2, window.event, made
 
 
 def _clean(inputs: Inputs, plan: Plan, scratch: dict[str, ScratchRaster]) -> dict[str, int]:
@@ -622,12 +646,14 @@ def _chain(
     creation_options: dict[str, str] | None,
     reporter: Reporter,
     scheduler: Scheduler,
-) -> dict[str, Path]:
+) -> tuple[dict[str, Path], np.ndarray]:
     """t3 ... tN: the event pass again on the land cover before, with a seed per timestamp.
 
-    Adds ``scratch["tK"]`` (closed with the others) and writes ``tK_landcover.tif``.
+    Adds ``scratch["tK"]`` (closed with the others) and writes ``tK_landcover.tif``; returns the
+    files and the events' (asked, made) objects summed over these timestamps.
     """
     grid, files = inputs.grid, {}
+    tally = np.zeros((2, len(inputs.events)), np.int64)
     for k in range(3, timestamps + 1):
         before = scratch[f"t{k - 1}"]
         after = scratch[f"t{k}"] = ScratchRaster(folder / f".t{k}.raw", grid.height, grid.width)
@@ -641,7 +667,9 @@ def _chain(
         try:
             step = {"t1": before, "t2": after, "event": event}
             k_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-            _simulate_events(inputs, plan, step, stats, block_pixels, k_seed, reporter, scheduler)
+            tally += _simulate_events(
+                inputs, plan, step, stats, block_pixels, k_seed, reporter, scheduler
+            )
             _clean(inputs, plan, step)
         finally:
             event.close()
@@ -660,7 +688,7 @@ def _chain(
         finally:
             raster.discard()
         write_sidecar(files[name], landcover_qml())
-    return files
+    return files, tally
 
 
 @contextmanager

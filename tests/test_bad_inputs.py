@@ -24,6 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geochange.cli.main import cli
 from geochange.errors import InputError
+from geochange.report import Reporter
 from geochange.simulate import open_inputs, simulate
 from geochange.writing import geotiff
 from geochange.writing.folder import MARKER
@@ -897,6 +898,49 @@ def test_an_event_with_nothing_to_act_on_says_so(region, tmp_path):
         done.stderr
     )
     assert "regrowth changed nothing" not in done.stderr
+
+
+def test_a_count_the_region_has_no_room_for_says_how_many_were_made(region, tmp_path):
+    """``building_add:count=100000`` on 150 m x 150 m placed a few dozen and said nothing."""
+    events = "building_add:count=100000,building_remove:count=5,road_add:count=0"
+    done = geochange("simulate", region, "--events", events, "-o", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    warned = [line for line in done.stderr.splitlines() if "; the region has no room" in line]
+    assert len(warned) == 2, done.stderr
+    built, removed = warned
+    made = int(built.split("Warning: building_add: ")[1].split(" of ")[0])
+    assert 0 < made < 100
+    assert built.endswith(
+        f" {made} of 100000 buildings placed; the region has no room (or no land) for more"
+    )
+    # the region holds one building: one of the five is removed
+    assert "Warning: building_remove: 1 of 5 buildings removed;" in removed
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["changes"]["pixels_by_event"]["building_add"] > 0
+
+    # everything fits: no warning, also when the count is made again at t3
+    events = "building_add:count=3,building_remove:count=1"
+    done = geochange("simulate", region, "--events", events, "-o", tmp_path / "fits")
+    assert done.exit_code == 0, done.output
+    assert "no room" not in done.stderr
+
+
+def test_a_shortfall_is_summed_over_timestamps_and_blocks(region, tmp_path):
+    """One warning per event and run, with the totals of every block and timestamp."""
+    warnings_seen: list[str] = []
+
+    class Collect(Reporter):
+        def warning(self, message: str) -> None:
+            warnings_seen.append(message)
+
+    with open_inputs(region, events="building_add:count=100000") as inputs:
+        simulate(inputs, tmp_path / "out", block_size=128, timestamps=3, reporter=Collect())
+    assert len(warnings_seen) == 1, warnings_seen
+    made, rest = warnings_seen[0].removeprefix("building_add: ").split(" of ", 1)
+    assert 0 < int(made) < 200
+    assert rest == (
+        "200000 buildings placed over 2 timestamps; the region has no room (or no land) for more"
+    )
 
 
 def test_where_without_events_via_cli(region, tmp_path):

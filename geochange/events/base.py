@@ -166,6 +166,8 @@ class Event(ABC):
     """Classes whose pixel count decides a block's share of a ``count`` parameter."""
     count_param: ClassVar[str | None] = None
     """Name of the parameter that is a total over the region (split among blocks), if any."""
+    counted: ClassVar[str] = "objects made"
+    """What ``count_param`` counts, with its verb, for the warning when fewer were made."""
     halo_m: ClassVar[float] = 100.0
     """How far an edit may reach from its anchor, in metres (the plan's halo covers it)."""
 
@@ -197,10 +199,14 @@ class Event(ABC):
         return f"{self.name}:{args}" if args else self.name
 
     @abstractmethod
-    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
+    def apply(
+        self, window: EventWindow, code: int, rng: np.random.Generator, count: int
+    ) -> int | None:
         """Edit ``window`` through ``window.commit(..., code=code)``.
 
         ``count`` is this block's share of the ``count_param`` total (0 when the event has none).
+        An event with a ``count_param`` returns how many it made, so that a run whose region had
+        no room for them all says so; the others return None.
         """
 
 

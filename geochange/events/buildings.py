@@ -113,15 +113,16 @@ def place_buildings(
     gap: float,
     l_share: float,
     reach_m: float,
-) -> np.ndarray:
-    """Up to ``want`` footprints, each tried at the next ``ATTEMPTS`` of ``anchors`` ((k, 2)).
+) -> tuple[np.ndarray, int]:
+    """Up to ``want`` footprints, each tried at the next ``ATTEMPTS`` of ``anchors`` ((k, 2)),
+    and how many were placed.
 
     A building's size is drawn once and kept while sites are tried, so that the buildings placed
     keep the region's size distribution (small ones would fit more often otherwise).
     """
     new = np.zeros(lots.buildable.shape, bool)
     sites = iter(anchors)
-    misses = 0
+    misses = placed = 0
     for _ in range(want):
         length, width = building_size(stats, rng)
         wing = None
@@ -135,10 +136,11 @@ def place_buildings(
                 new[site[0]] |= site[1]
                 lots.blocked[site[0]] |= site[1]
                 misses = 0
+                placed += 1
                 break
         if misses >= FULL_AFTER:
             break
-    return new
+    return new, placed
 
 
 def _site(
@@ -236,16 +238,17 @@ class BuildingAdd(Event):
     weight_classes = (DEVELOPED, BUILDING, ROAD)
     """New buildings go where people already build, and along roads."""
     count_param = "count"
+    counted = "buildings placed"
     halo_m = 60.0
 
-    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
+    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> int:
         if count <= 0:
-            return
+            return 0
         t2, pixel_size = window.t2, window.pixel_size_m
         buildable = is_in(t2, BUILDABLE) & window.free()
         start = buildable & window.core_mask()
         if not start.any():
-            return
+            return 0
         roads = Proximity(t2 == ROAD, pixel_size)
         near = start & roads.band(self.setback, NEAR_ROAD_M)
         if not near.any():
@@ -257,7 +260,7 @@ class BuildingAdd(Event):
             infill = rng.random(tries) < INFILL_SHARE
             anchors[infill] = random_pixels(plots, tries, rng)[infill]
         lots = Lots(buildable, t2 == BUILDING, roads)
-        new = place_buildings(
+        new, placed = place_buildings(
             lots,
             anchors,
             count,
@@ -269,6 +272,7 @@ class BuildingAdd(Event):
             self.halo_m,
         )
         window.commit(new, BUILDING, code)
+        return placed
 
 
 class BuildingRemove(Event):
@@ -283,17 +287,20 @@ class BuildingRemove(Event):
     transitions = pairs((BUILDING,), (BARELAND, DEVELOPED))
     weight_classes = (BUILDING,)
     count_param = "count"
+    counted = "buildings removed"
     halo_m = 100.0
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
         self.to_class = class_choice(self.name, "to", self.to, (BARELAND, DEVELOPED))
 
-    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
+    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> int:
         if count <= 0:
-            return
+            return 0
         buildings = find_instances(window, (BUILDING,), self.halo_m, rng)
-        window.commit(buildings.mask(buildings.pick_count(count, rng)), self.to_class, code)
+        picked = buildings.pick_count(count, rng)
+        window.commit(buildings.mask(picked), self.to_class, code)
+        return len(picked)
 
 
 class UrbanExpansion(Event):
@@ -323,11 +330,12 @@ class UrbanExpansion(Event):
     transitions = pairs(EXPANDABLE, (DEVELOPED, ROAD, BUILDING)) | {(DEVELOPED, ROAD)}
     weight_classes = (DEVELOPED,)
     count_param = "count"
+    counted = "quarters laid out"
     halo_m = 120.0
 
-    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
+    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> int:
         if count <= 0:
-            return
+            return 0
         t2 = window.t2
         free = window.free()
         land = is_in(t2, EXPANDABLE) & free
@@ -358,6 +366,7 @@ class UrbanExpansion(Event):
             claimed[box] |= paint
             made += 1
         window.commit(claimed, target, code)
+        return made
 
     def _quarter(
         self,
@@ -401,7 +410,7 @@ class UrbanExpansion(Event):
         want = max(2, round(parcel.sum() * window.pixel_area_m2 / 900))
         anchors = random_pixels(lots_land & roads.band(0, 30), want * ATTEMPTS, rng)
         lots = Lots(lots_land, blocked, roads)
-        buildings = place_buildings(
+        buildings, _ = place_buildings(
             lots, anchors, want, window.stats, rng, 3.0, 2.0, 0.2, self.halo_m
         )
         classes = np.full(parcel.shape, NODATA, np.uint8)

@@ -47,12 +47,13 @@ class RoadAdd(Event):
     transitions = pairs(ROADABLE, (ROAD,))
     weight_classes = (ROAD,)
     count_param = "count"
+    counted = "roads built"
     halo_m = 120.0
 
-    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
+    def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> int:
         road = window.t2 == ROAD
         if count <= 0 or not road.any():
-            return
+            return 0
         open_land = is_in(window.t2, ROADABLE) & window.free()
         edge = road & ~erode(road) & window.core_mask()
         new = np.zeros(window.shape, bool)
@@ -67,6 +68,7 @@ class RoadAdd(Event):
                 made += 1
                 misses = 0
         window.commit(new, ROAD, code)
+        return made
 
     def _link(
         self,
