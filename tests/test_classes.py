@@ -25,7 +25,7 @@ def test_unknown_codes_are_listed_with_pixel_counts():
     with pytest.raises(InputError) as err:
         SCHEMES["oem"].map(codes)
     message = str(err.value)
-    assert "9 (2 px)" in message and "42 (1 px)" in message and "--classes" in message
+    assert "9 (2 px)" in message and "42 (1 px)" in message and "classes=" in message
 
 
 def test_dubai_colours_map_and_unknown_colour_fails():

@@ -323,7 +323,7 @@ def test_bad_packs_and_pack_options_are_refused(
     def refused(args: list[str], match: str) -> None:
         result = runner.invoke(train, args)
         assert isinstance(result.exception, InputError), result.output
-        assert match in str(result.exception)
+        assert match in result.exception.in_cli_terms()
 
     refused(["pack", oem, "-o", str(small_pack)], "--overwrite")
     refused(["pack", oem, "-o", str(tmp_path / "p.zip")], "must end in .npz")
