@@ -541,6 +541,7 @@ class Painter:
         else:
             z_a, rgb1 = self._paint_t1(block, masks[0], t1, pad, neighbours, known)
         images, latent, valid = [rgb1], z_a, valid1
+        origin = (int(block.window.row_off), int(block.window.col_off))
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = classes[timestamp - 2], classes[timestamp - 1]
             base, z_base = images[-1], latent
@@ -553,7 +554,9 @@ class Painter:
             )
             if self.options.exemplars:
                 rng = np.random.default_rng(block_seed(self.seed, block, timestamp))
-                base, filled = exemplar_fill(base, valid, before, after, rng, self.bank)
+                base, filled = exemplar_fill(
+                    base, valid, before, after, rng, self.bank, origin=origin, seed=self.seed
+                )
                 if filled.any():
                     # Exemplars are held like unchanged roads and buildings: copied until the
                     # last steps, which harmonize them; released at i_change, the model would

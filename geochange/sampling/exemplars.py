@@ -98,7 +98,7 @@ def exemplar_fill(
                 if source.any():
                     _place(*target, source[around], rgb[(slice(None), *around)], home)
                 if todo.any() and canvas is not None:
-                    # the piece's own place in the tiled crop, give or take BANK_MARGIN
+                    # the piece's own place in the repeated crop, give or take BANK_MARGIN
                     reach = (
                         slice(rows.start, rows.stop + 2 * BANK_MARGIN),
                         slice(cols.start, cols.stop + 2 * BANK_MARGIN),
