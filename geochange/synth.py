@@ -541,7 +541,6 @@ class Painter:
         else:
             z_a, rgb1 = self._paint_t1(block, masks[0], t1, pad, neighbours, known)
         images, latent, valid = [rgb1], z_a, valid1
-        origin = (int(block.window.row_off), int(block.window.col_off))
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = classes[timestamp - 2], classes[timestamp - 1]
             base, z_base = images[-1], latent
@@ -553,10 +552,7 @@ class Painter:
                 masks[timestamp - 2], masks[timestamp - 1], size, self.options.schedule
             )
             if self.options.exemplars:
-                rng = np.random.default_rng(block_seed(self.seed, block, timestamp))
-                base, filled = exemplar_fill(
-                    base, valid, before, after, rng, self.bank, origin=origin, seed=self.seed
-                )
+                base, filled = self._exemplar_fill(block, timestamp, base, valid, before, after)
                 if filled.any():
                     # Exemplars are held like unchanged roads and buildings: copied until the
                     # last steps, which harmonize them; released at i_change, the model would
@@ -586,6 +582,23 @@ class Painter:
             valid = has_pixels = np.ones_like(valid1)  # painted images hold data everywhere
         return images, valid1
 
+    def _exemplar_fill(
+        self,
+        block: Block,
+        timestamp: int,
+        rgb: np.ndarray,
+        valid: np.ndarray,
+        before: np.ndarray,
+        after: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``exemplar_fill`` with this block's own draws, its place in the region (so that
+        repeated bank textures continue across blocks) and the run's seed."""
+        rng = np.random.default_rng(block_seed(self.seed, block, timestamp))
+        origin = (int(block.window.row_off), int(block.window.col_off))
+        return exemplar_fill(
+            rgb, valid, before, after, rng, self.bank, origin=origin, seed=self.seed
+        )
+
     def _paint_t1(
         self,
         block: Block,
@@ -608,13 +621,9 @@ class Painter:
         z_a = torch.zeros((1, self.model.config.latent_channels, *size), device=self.device)
         base = filled = None
         if self.options.exemplars and self.bank is not None:
-            rng = np.random.default_rng(block_seed(self.seed, block, T1))
-            origin = (int(block.window.row_off), int(block.window.col_off))
             empty = np.zeros((3, height, width), np.uint8)
             nothing = np.full(t1.shape, NODATA, t1.dtype)
-            base, filled = exemplar_fill(
-                empty, nothing != NODATA, nothing, t1, rng, self.bank, origin=origin, seed=self.seed
-            )
+            base, filled = self._exemplar_fill(block, T1, empty, nothing != NODATA, nothing, t1)
             if "t1" in neighbours:
                 base, filled = np.where(known, neighbours["t1"], base), filled | known
             z_a = self._encode(base, pad)
