@@ -20,6 +20,7 @@ from geochange.training.loops import (
     LatentCache,
     autoencoder_loss,
     read_losses,
+    reconstruction_loss,
     train_diffusion,
 )
 
@@ -141,6 +142,24 @@ def test_autoencoder_loss_reaches_the_encoder(changes: dict):
     autoencoder_loss(model, images, torch.Generator().manual_seed(0)).backward()
     grads = [p.grad for n, p in model.vae.named_parameters() if n.startswith("encoder")]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_reconstruction_loss_charges_a_blur_for_its_lost_edges():
+    """A 3x3 box blur of a checkerboard and a uniform shift with the same L1 + L2 cost: only
+    the blur loses edges, so only the blur pays more than its pixel error."""
+    board = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 1.0 - 0.5
+    images = board.expand(1, 3, 16, 16)
+    blurred = torch.nn.functional.avg_pool2d(
+        images, 3, stride=1, padding=1, count_include_pad=False
+    )
+
+    def pixel_cost(decoded: torch.Tensor) -> torch.Tensor:
+        error = decoded - images
+        return error.abs().mean() + error.square().mean()
+
+    shift = images + 0.3
+    assert reconstruction_loss(shift, images) == pytest.approx(pixel_cost(shift).item())
+    assert reconstruction_loss(blurred, images) > pixel_cost(blurred) + 0.2
 
 
 def test_latent_cache_matches_encoding_unaugmented_crops(shared_data: Path):
