@@ -20,7 +20,7 @@ from PIL import Image
 
 from geochange.acquisition import PRESETS
 from geochange.evaluation.metrics import masked_correlation
-from geochange.simulate import open_inputs
+from geochange.inputs import open_inputs
 from geochange.synth import SamplingOptions, synthesize
 
 EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood:fraction=0.2"

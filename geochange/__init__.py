@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from geochange.example import write_example as write_example
+    from geochange.inputs import open_inputs as open_inputs
     from geochange.model import SemanticLDM
-    from geochange.simulate import open_inputs as open_inputs
     from geochange.synth import synthesize as synthesize
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "open_inputs": "geochange.simulate",
+    "open_inputs": "geochange.inputs",
     "synthesize": "geochange.synth",
     "write_example": "geochange.example",
 }

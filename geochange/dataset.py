@@ -55,7 +55,7 @@ from geochange.grid import Grid, open_raster
 from geochange.manifest import run_key
 from geochange.plan import Block
 from geochange.report import Reporter
-from geochange.simulate import BUILDING_SAMPLE, versions
+from geochange.run import BUILDING_SAMPLE, versions
 from geochange.synth import (
     BlockJob,
     Painter,

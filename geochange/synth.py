@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -35,11 +36,12 @@ from geochange.classes import NODATA
 from geochange.distributed import Scheduler, worker_cached
 from geochange.errors import InputError
 from geochange.grid import Grid, open_raster
-from geochange.manifest import Manifest
+from geochange.inputs import Inputs
 from geochange.model import SemanticLDM, load_model, one_hot
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.plan import Block, Plan
 from geochange.report import Reporter
+from geochange.run import DEFAULT_BLOCK, Result, Run
 from geochange.sampling import (
     ChangeSchedule,
     anchor,
@@ -54,7 +56,6 @@ from geochange.sampling import (
 )
 from geochange.sampling import tile_windows as latent_windows
 from geochange.scratch import ScratchRaster
-from geochange.simulate import DEFAULT_BLOCK, Inputs, Result, simulate
 from geochange.writing.geotiff import StreamingGeoTIFF
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
@@ -343,21 +344,12 @@ class Painter:
             "anchor_blocks": self.anchor_blocks,
         }
 
-    def __call__(
-        self,
-        inputs: Inputs,
-        plan: Plan,
-        scratch: dict[str, ScratchRaster],
-        folder: Path,
-        creation_options: dict[str, str],
-        reporter: Reporter,
-        scheduler: Scheduler,
-        manifest: Manifest,
-    ) -> tuple[dict[str, Path], dict]:
-        """Paint every block into scratch rasters (phase by phase, resumable block by block),
-        then stream them into the image COGs."""
+    def paint(self, run: Run) -> tuple[dict[str, Path], dict]:
+        """The image pass of ``run``: paint every block into scratch rasters (phase by phase,
+        resumable block by block), then stream them into the image COGs."""
+        plan, scratch, scheduler, manifest = run.plan, run.scratch, run.scheduler, run.manifest
         grid = plan.grid
-        stamps = timestamp_names(scratch)
+        stamps = [f"t{k}" for k in range(1, run.timestamps + 1)]
         if scheduler.distributed and self.spec is None:
             raise InputError("this painter has no model spec for Dask workers to load")
         task = partial(paint_task, self.spec if scheduler.distributed else self)
@@ -376,8 +368,8 @@ class Painter:
         done = manifest.done("paint")
         model_s, windows = 0.0, 0
         try:
-            reporter.stage("paint", len(plan))
-            reporter.advance(len(done))
+            run.reporter.stage("paint", len(plan))
+            run.reporter.advance(len(done))
             for phase in plan.phases():
                 todo = [b for b in phase if (b.row, b.col) not in done]
                 jobs = (
@@ -393,9 +385,11 @@ class Painter:
                     model_s += block_model_s
                     windows += block_windows
                     manifest.mark("paint", block)
-                    reporter.advance()
+                    run.reporter.advance()
                 done |= {(b.row, b.col) for b in todo}
-            files = self._write_images(plan, scratch, painted, stamps, folder, creation_options)
+            files = self._write_images(
+                plan, scratch, painted, stamps, run.partial, run.creation_options
+            )
         finally:
             for raster in painted.values():
                 raster.close()
@@ -801,14 +795,6 @@ def level_to_neighbours(rgb: np.ndarray, painted: np.ndarray, known: np.ndarray)
     return leveled.round().clip(0, 255).astype(np.uint8)
 
 
-def timestamp_names(scratch: dict[str, ScratchRaster]) -> list[str]:
-    """``t1``, ``t2``, ... as far as ``simulate`` left class rasters for them."""
-    count = 2
-    while f"t{count + 1}" in scratch:
-        count += 1
-    return [f"t{k}" for k in range(1, count + 1)]
-
-
 def painted_mask(plan: Plan, block: Block, done: set[tuple[int, int]]) -> np.ndarray:
     """Where ``block``'s window holds cores of the ``done`` blocks (a halo reaches only the
     eight neighbours, being at most half a block)."""
@@ -861,6 +847,7 @@ def open_painter(model: str, options: SamplingOptions, seed: int, device: str) -
 def synthesize(
     inputs: Inputs,
     output: str | Path,
+    *,
     model: str | Path = "default",
     image: str | Path | None = None,
     options: SamplingOptions | None = None,
@@ -873,39 +860,44 @@ def synthesize(
     reporter: Reporter | None = None,
     scheduler: Scheduler | None = None,
     resume: bool = False,
+    preview: bool = False,
 ) -> Result:
-    """``simulate`` plus the painted images: what ``geochange synth`` runs.
+    """The change maps of ``simulate`` plus the painted images: what ``geochange synth`` runs.
 
     ``model`` is ``default`` (the model shipped with geochange) or a model folder; ``image`` a
-    real RGB image of the region that becomes t1. ``scheduler`` and ``resume`` as in
-    ``simulate``.
+    real RGB image of the region that becomes t1; ``preview`` adds ``preview.png``.
+    ``scheduler`` and ``resume`` as in ``simulate``.
     """
     options = options or SamplingOptions()
     if options.threads is None:
         distributed = scheduler is not None and scheduler.distributed
         options = replace(options, threads=1 if distributed else torch.get_num_threads())
+    reporter = reporter or Reporter()
     painter = open_painter(str(model), options, seed, device)
     warning = painter.model.config.gsd_warning(inputs.grid.pixel_size_m())
     if warning:
-        (reporter or Reporter()).warning(warning)
-    picture = ImageOnGrid(image, inputs.grid) if image is not None else None
-    if picture is not None:
-        inputs.paths["image"] = Path(image)
-    try:
-        painter.image = picture
-        return simulate(
-            inputs,
-            output,
-            seed=seed,
-            overwrite=overwrite,
-            creation_options=creation_options,
-            block_size=block_size,
-            reporter=reporter,
-            painter=painter,
-            timestamps=timestamps,
-            scheduler=scheduler,
-            resume=resume,
-        )
-    finally:
-        if picture is not None:
-            picture.close()
+        reporter.warning(warning)
+    run = Run(
+        inputs.with_image(image),
+        output,
+        seed=seed,
+        overwrite=overwrite,
+        resume=resume,
+        creation_options=creation_options,
+        block_size=block_size,
+        timestamps=timestamps,
+        reporter=reporter,
+        scheduler=scheduler,
+        images=painter,
+    )
+    with ExitStack() as stack:
+        if image is not None:
+            painter.image = ImageOnGrid(image, inputs.grid)
+            stack.callback(painter.image.close)
+        with run:
+            run.scan()
+            run.events()
+            run.change_maps()
+            run.chain()
+            run.paint()
+            return run.finish(preview=preview)

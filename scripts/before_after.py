@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from geochange.acquisition import PRESETS
 from geochange.classes import BUILDING, TREE, WATER
-from geochange.simulate import open_inputs
+from geochange.inputs import open_inputs
 from geochange.synth import SamplingOptions, synthesize
 from geochange.writing.preview import GAP, grid, outline, write_png
 

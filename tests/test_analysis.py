@@ -13,8 +13,9 @@ import torch
 from geochange.analysis import change_statistics, open_result
 from geochange.errors import InputError
 from geochange.example import write_example
+from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
-from geochange.simulate import open_inputs, simulate
+from geochange.simulate import simulate
 from geochange.synth import SamplingOptions, synthesize
 
 EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood"
@@ -69,7 +70,7 @@ def test_synth_images_open_as_a_time_band_cube(tmp_path: Path):
     region = write_example(tmp_path / "ex", 256, seed=4)
     options = SamplingOptions(steps=2, tile_size=128, overlap=32)
     with open_inputs(region, events="building_add:count=5") as inputs:
-        synthesize(inputs, tmp_path / "out", model, options=options, device="cpu")
+        synthesize(inputs, tmp_path / "out", model=model, options=options, device="cpu")
     ds = open_result(tmp_path / "out")
     assert ds["image"].dims == ("time", "band", "y", "x") and ds["image"].shape[:2] == (2, 3)
     with rasterio.open(tmp_path / "out" / "t2.tif") as src:

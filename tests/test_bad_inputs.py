@@ -24,8 +24,9 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geochange.cli.main import cli
 from geochange.errors import InputError
+from geochange.inputs import open_inputs
 from geochange.report import Reporter
-from geochange.simulate import open_inputs, simulate
+from geochange.simulate import simulate
 from geochange.writing import geotiff
 from geochange.writing.folder import MARKER
 from tests.conftest import write_raster
@@ -1023,17 +1024,17 @@ def test_train_overwrite_deletes_only_a_model_folder(tmp_path, monkeypatch, outp
 def test_one_output_folder_one_run(region, tmp_path, monkeypatch):
     """A second run started while the first hashes its inputs is refused with the first's PID;
     the first finishes and its result is the one on disk."""
-    import geochange.simulate as simulate_module
+    import geochange.run as run_module
 
     out, seen = tmp_path / "out", []
-    hash_file = simulate_module._file_info
+    hash_file = run_module._file_info
 
     def hash_while_another_run_starts(path):
         if not seen:
             seen.append(geochange("simulate", region, "--events", "regrowth", "-o", out))
         return hash_file(path)
 
-    monkeypatch.setattr(simulate_module, "_file_info", hash_while_another_run_starts)
+    monkeypatch.setattr(run_module, "_file_info", hash_while_another_run_starts)
     done = geochange("simulate", region, "--events", "building_add:count=3", "-o", out)
     assert done.exit_code == 0, done.output
     error = assert_refused_beside(seen[0], f"another geochange run (PID {os.getpid()}) is writing")

@@ -14,7 +14,7 @@ from scipy import ndimage
 from geochange.clean import clean_window, min_pixels
 from geochange.cli.main import cli
 from geochange.errors import InputError
-from geochange.simulate import open_inputs
+from geochange.inputs import open_inputs
 from tests.test_simulate import check_polygons, grid_of, run
 
 EVENTS = (

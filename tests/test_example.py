@@ -101,7 +101,8 @@ def test_transform_is_metric_and_centred_on_a_fixed_point() -> None:
 def test_demo_events_run_on_the_1024_example(tmp_path) -> None:
     """Regression: road_add once stepped one pixel past its window on this region."""
     from geochange.example import write_example
-    from geochange.simulate import open_inputs, simulate
+    from geochange.inputs import open_inputs
+    from geochange.simulate import simulate
 
     region = write_example(tmp_path / "ex", 1024)
     events = "building_add:count=40,deforestation:fraction=0.3,road_add:count=2,flood"

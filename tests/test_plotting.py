@@ -25,9 +25,10 @@ from geochange.analysis import change_statistics, open_result
 from geochange.classes import CLASS_NAMES, PALETTE
 from geochange.errors import InputError
 from geochange.example import write_example
+from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
 from geochange.plotting import plot_change, plot_statistics
-from geochange.simulate import open_inputs, simulate
+from geochange.simulate import simulate
 from geochange.synth import SamplingOptions, synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,7 +60,7 @@ def synth_run(tmp_path_factory: pytest.TempPathFactory, region: Path) -> Path:
     options = SamplingOptions(steps=2, tile_size=128, overlap=32)
     with open_inputs(region, events=EVENTS) as inputs:
         synthesize(
-            inputs, folder / "out", model, options=options, device="cpu", seed=1, timestamps=3
+            inputs, folder / "out", model=model, options=options, device="cpu", seed=1, timestamps=3
         )
     torch.set_num_threads(threads)
     return folder / "out"

@@ -24,7 +24,8 @@ from geochange.classes import CLASS_NAMES, NODATA, NUM_CLASSES
 from geochange.cli.main import cli
 from geochange.errors import InputError
 from geochange.events import EVENTS, Event, EventWindow, Param, RegionStats, parse_events
-from geochange.simulate import open_inputs, simulate
+from geochange.inputs import open_inputs
+from geochange.simulate import simulate
 from tests.conftest import write_raster
 
 FAST = settings(

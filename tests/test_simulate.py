@@ -18,7 +18,8 @@ from rio_cogeo.cogeo import cog_validate
 from geochange.classes import CLASS_NAMES, SCHEMES
 from geochange.events import EVENTS
 from geochange.grid import Grid
-from geochange.simulate import open_inputs, simulate
+from geochange.inputs import open_inputs
+from geochange.simulate import simulate
 from tests.conftest import write_raster
 
 
@@ -132,7 +133,7 @@ def test_every_block_draws_its_own_events():
 
     from geochange.events import EventWindow, RegionStats, parse_events
     from geochange.plan import Block
-    from geochange.simulate import _apply_events
+    from geochange.run import _apply_events
 
     land = np.full((256, 256), 4, np.uint8)  # tree (index 4)
     land[:, :40] = 0  # bareland beside it: the edge clearings start from

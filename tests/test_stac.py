@@ -27,8 +27,9 @@ from pystac.validation import JsonSchemaSTACValidator
 
 from geochange.classes import CLASS_NAMES, PALETTE
 from geochange.example import example_landcover
+from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
-from geochange.simulate import open_inputs, simulate
+from geochange.simulate import simulate
 from geochange.synth import SamplingOptions, model_hash, synthesize
 from geochange.writing.folder import MARKER
 from geochange.writing.preview import write_preview
@@ -175,7 +176,7 @@ def test_synth_item(validator: JsonSchemaSTACValidator, tmp_path: Path):
     options = SamplingOptions(steps=2, tile_size=64, overlap=16)
     with open_inputs(region, events="building_add:count=3") as inputs:
         result = synthesize(
-            inputs, tmp_path / "out", model_dir, image, options=options, device="cpu"
+            inputs, tmp_path / "out", model=model_dir, image=image, options=options, device="cpu"
         )
     item = check_item(result.output, validator)
     assert item.assets["t1"].title == "t1 image (real, warped onto the grid)"

@@ -27,10 +27,11 @@ from geochange.cli.main import cli
 from geochange.evaluation.metrics import seam_ratio
 from geochange.example import example_landcover
 from geochange.grid import Grid
+from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, load_model, preset
 from geochange.plan import Block
+from geochange.run import Run, plan_for
 from geochange.sampling import change_maps
-from geochange.simulate import open_inputs, plan_for, simulate
 from geochange.synth import (
     DEFAULT_MODEL_DIR,
     LEVEL_BAND,
@@ -216,13 +217,24 @@ def test_block_halos_anchored_on_painted_neighbours(tmp_path: Path):
     for name, anchored in (("free", False), ("anchored", True), ("again", True)):
         painter = Painter(model, options, 0, torch.device("cpu"), anchor_blocks=anchored)
         with open_inputs(region, events="regrowth:fraction=0.3") as inputs:
-            simulate(inputs, tmp_path / name, block_size=512, painter=painter)
+            paint_run(Run(inputs, tmp_path / name, block_size=512, images=painter))
         outputs[name] = (tmp_path / name / "t2.tif").read_bytes()
         with rasterio.open(tmp_path / name / "t2.tif") as src:
             ratios[name] = seam_ratio(src.read(), 512)
     assert ratios["anchored"] < 0.95 * ratios["free"], ratios
     assert outputs["anchored"] == outputs["again"]
     _assert_last_block_repaints_from_disk(model, options, region, tmp_path / "anchored")
+
+
+def paint_run(run: Run) -> None:
+    """The passes of ``synthesize``, for a painter made here rather than from a model folder."""
+    with run:
+        run.scan()
+        run.events()
+        run.change_maps()
+        run.chain()
+        run.paint()
+        run.finish()
 
 
 def _assert_last_block_repaints_from_disk(

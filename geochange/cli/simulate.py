@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from geochange.cli.options import (
@@ -19,7 +17,8 @@ from geochange.cli.options import (
 )
 from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.distributed import open_scheduler
-from geochange.simulate import DEFAULT_BLOCK, describe, open_inputs, plan_for
+from geochange.inputs import open_inputs
+from geochange.run import DEFAULT_BLOCK, Run
 from geochange.simulate import simulate as run_simulation
 
 
@@ -142,8 +141,7 @@ def simulate(
         min_area=min_area,
     ) as inputs:
         if dry_run:
-            plan = describe(inputs, plan_for(inputs, block_size), Path(output))
-            print_plan(plan, json_lines)
+            print_plan(Run(inputs, output, block_size=block_size).describe(), json_lines)
             return
         with open_scheduler(scheduler) as workers:
             result = run_simulation(

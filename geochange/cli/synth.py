@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from geochange.acquisition import parse_acquisition
 from geochange.cli.reporting import emit, make_reporter, print_plan
 from geochange.cli.simulate import simulate as simulate_command
 from geochange.distributed import open_scheduler
-from geochange.simulate import describe, open_inputs, plan_for
+from geochange.inputs import open_inputs
+from geochange.run import Run
 
 
 @click.command(short_help="Simulate change events and paint the t1/t2 images.")
@@ -195,8 +194,6 @@ def synth(
     """
     # torch and diffusers load only here, so the other commands start fast
     from geochange.synth import SamplingOptions, model_hash, resolve_model, synthesize
-    from geochange.writing.preview import write_preview
-    from geochange.writing.stac import write_item
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
@@ -228,10 +225,12 @@ def synth(
         min_area=min_area,
     ) as inputs:
         if dry_run:
-            plan = describe(inputs, plan_for(inputs, block_size), Path(output))
+            run = Run(inputs, output, block_size=block_size)
+            plan = run.describe()
             names = [f"t{k}_landcover.tif" for k in range(3, timestamps + 1)]
             names += [f"t{k}.tif" for k in range(1, timestamps + 1)]
-            plan["outputs"] += [str(Path(output) / name) for name in names]
+            names += ["preview.png"] if preview else []
+            plan["outputs"] += [str(run.output / name) for name in names]
             plan["model"] = {"path": str(folder), "sha256": model_hash(folder)}
             plan["sampling"] = options.to_dict()
             print_plan(plan, json_lines)
@@ -240,22 +239,20 @@ def synth(
             result = synthesize(
                 inputs,
                 output,
-                model_spec,
-                image,
-                options,
-                seed,
-                device,
-                timestamps,
-                overwrite,
-                creation_options,
-                block_size,
-                reporter,
-                workers,
-                resume,
+                model=model_spec,
+                image=image,
+                options=options,
+                seed=seed,
+                device=device,
+                timestamps=timestamps,
+                overwrite=overwrite,
+                creation_options=creation_options,
+                block_size=block_size,
+                reporter=reporter,
+                scheduler=workers,
+                resume=resume,
+                preview=preview,
             )
-    if preview:
-        result.files["preview"] = write_preview(Path(result.output))
-        write_item(Path(result.output), result.summary)  # the item lists the preview too
     if json_lines:
         emit("result", output=result.output, files=result.files, changes=result.summary["changes"])
     elif quiet == 0:

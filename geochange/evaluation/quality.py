@@ -48,11 +48,11 @@ from geochange.evaluation.metrics import (
 from geochange.evaluation.segmenter import Segmenter, load_segmenter, predict, save_segmenter
 from geochange.evaluation.segmenter import train_segmenter as fit_segmenter
 from geochange.example import write_example
+from geochange.inputs import open_inputs
 from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.model.semantic_ldm import dropped_like
 from geochange.plan import TILE, Block
-from geochange.simulate import open_inputs
 from geochange.synth import Painter, SamplingOptions, pick_device, synthesize
 from geochange.training.data import HELDOUT_SIZE, Pair, TileDataset, find_pairs, open_tiles
 from geochange.writing.preview import GAP, colour, grid, outline, write_png
@@ -383,7 +383,14 @@ def change_realism(
                 out = work / f"{pair.mask.stem}_variant{index}_seed{seed}"
                 with open_inputs(region, events=CHANGE_EVENTS) as inputs:
                     synthesize(
-                        inputs, out, model_dir, pair.image, variant, seed, device, overwrite=True
+                        inputs,
+                        out,
+                        model=model_dir,
+                        image=pair.image,
+                        options=variant,
+                        seed=seed,
+                        device=device,
+                        overwrite=True,
                     )
                 runs.append({**_read_run(out), "place": pair.mask.stem})
         seconds = (time.perf_counter() - began) / len(runs)
@@ -501,7 +508,13 @@ def seam_check(model_dir: Path, options: SamplingOptions, device: str, work: Pat
     out = work / "seam_run"
     with open_inputs(region, events="building_add:count=10") as inputs:
         synthesize(
-            inputs, out, model_dir, None, options, 0, device, overwrite=True, block_size=TILE
+            inputs,
+            out,
+            model=model_dir,
+            options=options,
+            device=device,
+            overwrite=True,
+            block_size=TILE,
         )
     with rasterio.open(out / "t2.tif") as src:
         return seam_ratio(src.read(), TILE)

@@ -1,0 +1,218 @@
+"""The walls of the code, read from its imports: what may import what.
+
+The data flow (grid → events → plan → run passes → writing; model and sampling below them;
+front ends on top) is kept by contracts on the import graph, read statically from every
+``import`` in ``geochange/`` (also those inside functions), and by importing the lean core in a
+Python where the GIS packages cannot be imported, as on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "geochange"
+GIS = ("rasterio", "pyproj", "pyogrio", "geopandas", "shapely", "rioxarray", "xarray", "pystac")
+LEAN_CORE = (
+    "geochange.model",
+    "geochange.sampling",
+    "geochange.events",
+    "geochange.training.loops",
+    "geochange.training.packed",
+    "geochange.training.bank",
+    "geochange.training.__main__",
+)
+"""What the GPU machine runs: the model, the sampler, the events, training from a pack."""
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it, as absolute dotted names."""
+    found = set()
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else None
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = (package or module_name(path)).split(".")
+                base = ".".join(anchor[: len(anchor) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+GRAPH = {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+CONTRACTS = [
+    # (who, what they must not import, why)
+    (
+        ("geochange.events",),
+        ("torch", "diffusers", "geochange.model", "geochange.sampling", "geochange.training"),
+        "events edit class rasters; they know nothing of images or models",
+    ),
+    (
+        ("geochange.model", "geochange.sampling"),
+        (
+            *GIS,
+            "geochange.cli",
+            "geochange.writing",
+            "geochange.run",
+            "geochange.inputs",
+            "geochange.grid",
+            "geochange.simulate",
+            "geochange.synth",
+            "geochange.dataset",
+        ),
+        "a model and a sampler take tensors, not files",
+    ),
+    (
+        ("geochange.training",),
+        (
+            "geochange.cli",
+            "geochange.run",
+            "geochange.simulate",
+            "geochange.synth",
+            "geochange.dataset",
+            "geochange.writing",
+        ),
+        "training reads crops; it does not run the pipelines",
+    ),
+    (
+        ("geochange.writing",),
+        (
+            "torch",
+            "geochange.model",
+            "geochange.sampling",
+            "geochange.run",
+            "geochange.cli",
+            "geochange.simulate",
+            "geochange.synth",
+            "geochange.dataset",
+        ),
+        "writers take arrays and write files",
+    ),
+    (
+        ("geochange.run", "geochange.inputs"),
+        (
+            "torch",
+            "geochange.model",
+            "geochange.sampling",
+            "geochange.painting",
+            "geochange.cli",
+            "geochange.simulate",
+            "geochange.synth",
+            "geochange.dataset",
+        ),
+        "the run's passes work on land cover; the image pass is handed to it",
+    ),
+    (
+        ("geochange.simulate", "geochange.synth", "geochange.dataset"),
+        ("geochange.cli",),
+        "the pipelines are a library; the CLI is a front end on top",
+    ),
+    (
+        ("geochange.simulate",),
+        ("geochange.synth", "geochange.dataset", "geochange.painting"),
+        "pipelines sit side by side",
+    ),
+    (
+        ("geochange.synth",),
+        ("geochange.simulate", "geochange.dataset"),
+        "pipelines sit side by side",
+    ),
+    (
+        ("geochange.dataset",),
+        ("geochange.simulate", "geochange.synth", "geochange.run"),
+        "pipelines sit side by side",
+    ),
+]
+
+
+@pytest.mark.parametrize("who, forbidden, why", CONTRACTS, ids=[c[2] for c in CONTRACTS])
+def test_import_contract(who: tuple[str, ...], forbidden: tuple[str, ...], why: str):
+    broken = sorted(
+        f"{module} imports {name}"
+        for module, names in GRAPH.items()
+        if within(module, who)
+        for name in names
+        if within(name, forbidden)
+    )
+    assert not broken, f"{why}:\n" + "\n".join(broken)
+
+
+def test_only_the_cli_imports_the_cli():
+    broken = sorted(
+        f"{module} imports {name}"
+        for module, names in GRAPH.items()
+        if not within(module, ("geochange.cli", "geochange.__main__"))
+        for name in names
+        if within(name, ("geochange.cli",))
+    )
+    assert not broken, "\n".join(broken)
+
+
+def test_the_graph_is_read():
+    """The contracts above would pass on an empty graph: check it holds known imports."""
+    assert "geochange.run" in GRAPH["geochange.simulate"]
+    assert "torch" in GRAPH["geochange.model.semantic_ldm"]
+    assert within("geochange.events.base", ("geochange.events",))
+
+
+def test_the_qgis_plugin_imports_neither_geochange_nor_its_stack():
+    """The plugin runs the CLI in a subprocess; QGIS's Python has none of these."""
+    plugin = {p: imports_of(p) for p in (ROOT / "qgis_plugin").rglob("*.py")}
+    assert plugin, "no plugin sources found"
+    broken = sorted(
+        f"{path.name} imports {name}"
+        for path, names in plugin.items()
+        for name in names
+        if within(name, ("geochange", "torch", "diffusers", "rasterio", "geopandas"))
+    )
+    assert not broken, "\n".join(broken)
+
+
+BLOCK_GIS = f"""
+import importlib, sys
+for name in {GIS!r}:
+    sys.modules[name] = None  # `import name` raises ImportError, as where it is not installed
+failed = []
+for module in sys.argv[1:]:
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        failed.append(f"{{module}}: {{error}}")
+print("\\n".join(failed))
+"""
+
+
+def lean_import(*modules: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_GIS, *modules], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_lean_core_imports_without_any_gis_package():
+    assert lean_import(*LEAN_CORE) == ""
+
+
+def test_blocking_the_gis_packages_is_felt():
+    """The check above is not vacuous: the run's passes do need rasterio."""
+    assert "geochange.run" in lean_import("geochange.run")
