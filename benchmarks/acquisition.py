@@ -21,7 +21,8 @@ from PIL import Image
 from geochange.acquisition import PRESETS
 from geochange.evaluation.metrics import masked_correlation
 from geochange.inputs import open_inputs
-from geochange.synth import SamplingOptions, synthesize
+from geochange.painting import SamplingOptions
+from geochange.synth import synthesize
 
 EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood:fraction=0.2"
 TILES = ("palu_8", "houston_16")

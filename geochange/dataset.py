@@ -52,17 +52,14 @@ from geochange.errors import InputError
 from geochange.events import Event, EventWindow, RegionStats
 from geochange.events.stats import measure_buildings
 from geochange.grid import Grid, open_raster
+from geochange.hashing import file_sha256
 from geochange.manifest import run_key
+from geochange.painting import BlockJob, Painter, PainterSpec, paint_task
 from geochange.plan import Block
 from geochange.report import Reporter
-from geochange.run import BUILDING_SAMPLE, versions
-from geochange.synth import (
-    BlockJob,
-    Painter,
-    PainterSpec,
-    paint_task,
-)
+from geochange.seeds import ACQUISITION, child_seed
 from geochange.training.data import DEFAULT_SCHEMES, find_pairs
+from geochange.versions import versions
 from geochange.writing.folder import FolderLock, check_replaceable, output_path, publish
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
@@ -167,8 +164,8 @@ class TileSource:
                 {
                     "image": t.image.relative_to(self.root).as_posix(),
                     "mask": t.mask.relative_to(self.root).as_posix(),
-                    "image_sha256": _sha256(t.image),
-                    "mask_sha256": _sha256(t.mask),
+                    "image_sha256": file_sha256(t.image),
+                    "mask_sha256": file_sha256(t.mask),
                     "pixel_size_m": [round(s, 4) for s in t.pixel_size_m],
                 }
                 for t in self.tiles
@@ -186,14 +183,6 @@ def _mask_values(ds: DatasetReader, window: Window, scheme: ClassScheme) -> np.n
             lookup[:, value] = rgba[:3]
         return lookup[:, ds.read(1, window=window)]
     return ds.read([1, 2, 3], window=window)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def split_of(index: int) -> tuple[str, int]:
@@ -272,7 +261,7 @@ def simulate_pair(
     """
     whole = (slice(None), slice(None))
     stats = RegionStats(
-        building_sizes_m=measure_buildings(t1, whole, pixel_size_m, BUILDING_SAMPLE),
+        building_sizes_m=measure_buildings(t1, whole, pixel_size_m),
         class_pixels=np.bincount(t1[t1 != NODATA], minlength=NUM_CLASSES),
     )
     window = EventWindow(t1, t1.copy(), np.zeros_like(t1), whole, pixel_size_m, stats)
@@ -294,7 +283,7 @@ def make_pair(maker: PairMaker, job: PairJob) -> PairResult:
     images, _, model_s, _ = paint_task(maker.painter, paint)
     after = images[1]
     if not maker.acquisition.is_identity():
-        seed = int(np.random.SeedSequence([maker.seed, job.index, 0xAC0]).generate_state(1)[0])
+        seed = child_seed(maker.seed, job.index, ACQUISITION)
         gsd = float(np.sqrt(np.prod(job.pixel_size_m)))
         after = apply_acquisition(after, t2, maker.acquisition, seed, (0, 0), gsd)
     return PairResult(job, t2, event, after, model_s)
@@ -653,7 +642,7 @@ class PartialFolder:
 def _sha256(path: Path) -> str | None:
     """The file's checksum, None when it is missing."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         return None
 

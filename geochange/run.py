@@ -21,7 +21,6 @@ results come back in order and only this process writes.
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -32,11 +31,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-import geopandas as gpd
 import numpy as np
 import pyogrio
 import rasterio
-import shapely
 
 from geochange import __version__
 from geochange.classes import (
@@ -61,6 +58,7 @@ from geochange.report import Reporter
 from geochange.scratch import ScratchRaster
 from geochange.seeds import BLOCK_COUNTS, child_seed, rng
 from geochange.vectors import rasterize
+from geochange.versions import versions
 from geochange.writing.folder import OutputFolder, output_path
 from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF, check_creation_options
 from geochange.writing.polygons import ChangePolygonWriter
@@ -72,8 +70,6 @@ CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
 DEFAULT_BLOCK = 2048
 GPKG_DATE = "1970-01-01T00:00:00.000Z"
 """``last_change`` of ``changes.gpkg``: fixed, so identical runs give identical bytes."""
-BUILDING_SAMPLE = 2000
-"""At most this many of the region's buildings are measured per block for building_add."""
 LANDCOVER_BYTES_PER_PIXEL = 2.1
 """Disk per pixel and timestamp: land-cover scratch rasters and outputs."""
 IMAGE_BYTES_PER_PIXEL = 9.5
@@ -393,7 +389,7 @@ def _scan(
         valid = t1[t1 != NODATA]
         block_pixels[block.row, block.col] = np.bincount(valid, minlength=NUM_CLASSES)
         whole = (slice(None), slice(None))
-        sizes.append(measure_buildings(t1, whole, pixel_size, BUILDING_SAMPLE))
+        sizes.append(measure_buildings(t1, whole, pixel_size))
         scratch["t1"].write(block.core, t1)
         t2, event = t1.copy(), np.zeros_like(t1)
         if user_codes is not None:
@@ -688,18 +684,3 @@ def fixed_gpkg_date() -> Iterator[None]:
 def _file_info(path: Path) -> dict:
     size = path.stat().st_size
     return {"path": str(path.absolute()), "sha256": file_sha256(path), "bytes": size}
-
-
-def versions() -> dict[str, str]:
-    import pyproj
-
-    return {
-        "geochange": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "rasterio": rasterio.__version__,
-        "gdal": rasterio.__gdal_version__,
-        "geopandas": gpd.__version__,
-        "shapely": shapely.__version__,
-        "pyproj": pyproj.__version__,
-    }

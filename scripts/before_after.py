@@ -22,7 +22,8 @@ from scipy import ndimage
 from geochange.acquisition import PRESETS
 from geochange.classes import BUILDING, TREE, WATER
 from geochange.inputs import open_inputs
-from geochange.synth import SamplingOptions, synthesize
+from geochange.painting import SamplingOptions
+from geochange.synth import synthesize
 from geochange.writing.preview import GAP, grid, outline, write_png
 
 EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood:fraction=0.2"

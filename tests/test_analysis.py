@@ -15,8 +15,9 @@ from geochange.errors import InputError
 from geochange.example import write_example
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
+from geochange.painting import SamplingOptions
 from geochange.simulate import simulate
-from geochange.synth import SamplingOptions, synthesize
+from geochange.synth import synthesize
 
 EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood"
 

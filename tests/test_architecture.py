@@ -25,6 +25,7 @@ LEAN_CORE = (
     "geochange.training.loops",
     "geochange.training.packed",
     "geochange.training.bank",
+    "geochange.training.train",
     "geochange.training.__main__",
 )
 """What the GPU machine runs: the model, the sampler, the events, training from a pack."""
@@ -59,6 +60,10 @@ def within(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+FRONT_ENDS = ("geochange.cli", "geochange.__main__", "geochange.training.__main__")
+"""Command lines: on top of everything, so no contract below binds them."""
+
+
 CONTRACTS = [
     # (who, what they must not import, why)
     (
@@ -88,8 +93,11 @@ CONTRACTS = [
             "geochange.run",
             "geochange.simulate",
             "geochange.synth",
+            "geochange.painting",
             "geochange.dataset",
-            "geochange.writing",
+            "geochange.writing.geotiff",
+            "geochange.writing.polygons",
+            "geochange.writing.stac",
         ),
         "training reads crops; it does not run the pipelines",
     ),
@@ -149,7 +157,7 @@ def test_import_contract(who: tuple[str, ...], forbidden: tuple[str, ...], why: 
     broken = sorted(
         f"{module} imports {name}"
         for module, names in GRAPH.items()
-        if within(module, who)
+        if within(module, who) and not within(module, FRONT_ENDS)
         for name in names
         if within(name, forbidden)
     )
@@ -160,7 +168,7 @@ def test_only_the_cli_imports_the_cli():
     broken = sorted(
         f"{module} imports {name}"
         for module, names in GRAPH.items()
-        if not within(module, ("geochange.cli", "geochange.__main__"))
+        if not within(module, FRONT_ENDS)
         for name in names
         if within(name, ("geochange.cli",))
     )

@@ -1132,7 +1132,7 @@ def _damaged_part(model_dir: Path, folder: Path) -> Path:
 def _mixed_parts(model_dir: Path, folder: Path) -> Path:
     import shutil
 
-    from geochange.synth import DEFAULT_MODEL_DIR
+    from geochange.painting import DEFAULT_MODEL_DIR
 
     model = _model_copy(model_dir, folder)
     shutil.rmtree(model / "unet")

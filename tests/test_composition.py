@@ -306,8 +306,8 @@ def test_land_of_unknown_class_keeps_its_pixels(palu):
     """Where the land cover is unknown (no data) but the image is not, t2 keeps t1 there like
     any unchanged land, instead of the model's blur."""
     from geochange.acquisition import PRESETS
+    from geochange.painting import SamplingOptions, open_painter
     from geochange.plan import Block
-    from geochange.synth import SamplingOptions, open_painter
 
     label, image = palu
     with rasterio.open(label) as src:

@@ -30,7 +30,7 @@ from geochange.dataset import SECOND_PALETTE, simulate_pair, split_of
 from geochange.events import parse_events
 from geochange.example import example_landcover
 from geochange.model import SemanticLDM, preset
-from geochange.synth import model_hash
+from geochange.painting import model_hash
 from geochange.writing.folder import MARKER, FolderLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,7 +13,7 @@ import torch
 from geochange.evaluation.quality import SegmenterRecipe, evaluate, heldout_crops
 from geochange.evaluation.segmenter import load_segmenter
 from geochange.model import SemanticLDM, preset
-from geochange.synth import SamplingOptions
+from geochange.painting import SamplingOptions
 from geochange.training.data import HELDOUT_SIZE
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -27,9 +27,10 @@ from geochange.errors import InputError
 from geochange.example import write_example
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
+from geochange.painting import SamplingOptions
 from geochange.plotting import plot_change, plot_statistics
 from geochange.simulate import simulate
-from geochange.synth import SamplingOptions, synthesize
+from geochange.synth import synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 matplotlib.use("Agg")  # no windows: figures are drawn off screen

@@ -19,7 +19,7 @@ from geochange.evaluation.quality import (
     realism_markdown,
 )
 from geochange.evaluation.segmenter import Segmenter
-from geochange.synth import SamplingOptions
+from geochange.painting import SamplingOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

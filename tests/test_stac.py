@@ -29,8 +29,9 @@ from geochange.classes import CLASS_NAMES, PALETTE
 from geochange.example import example_landcover
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
+from geochange.painting import SamplingOptions, model_hash
 from geochange.simulate import simulate
-from geochange.synth import SamplingOptions, model_hash, synthesize
+from geochange.synth import synthesize
 from geochange.writing.folder import MARKER
 from geochange.writing.preview import write_preview
 from geochange.writing.stac import footprint, write_item

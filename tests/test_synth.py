@@ -29,10 +29,7 @@ from geochange.example import example_landcover
 from geochange.grid import Grid
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, load_model, preset
-from geochange.plan import Block
-from geochange.run import Run, plan_for
-from geochange.sampling import change_maps
-from geochange.synth import (
+from geochange.painting import (
     DEFAULT_MODEL_DIR,
     LEVEL_BAND,
     ImageOnGrid,
@@ -42,6 +39,10 @@ from geochange.synth import (
     model_hash,
     painted_mask,
 )
+from geochange.plan import Block
+from geochange.run import Run, plan_for
+from geochange.sampling import change_maps
+from geochange.synth import synth_passes
 from geochange.writing.preview import GAP, OUTLINE
 from tests.conftest import crop_openearthmap, write_raster
 
@@ -176,7 +177,7 @@ def test_loading_the_default_model_is_silent():
 def test_default_model_missing_says_how_to_get_one(
     region: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("geochange.synth.DEFAULT_MODEL_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr("geochange.painting.DEFAULT_MODEL_DIR", tmp_path / "not-installed")
     result = CliRunner().invoke(
         cli, ["synth", str(region), "--events", "regrowth", "-o", str(tmp_path / "o")]
     )
@@ -217,24 +218,13 @@ def test_block_halos_anchored_on_painted_neighbours(tmp_path: Path):
     for name, anchored in (("free", False), ("anchored", True), ("again", True)):
         painter = Painter(model, options, 0, torch.device("cpu"), anchor_blocks=anchored)
         with open_inputs(region, events="regrowth:fraction=0.3") as inputs:
-            paint_run(Run(inputs, tmp_path / name, block_size=512, images=painter))
+            synth_passes(Run(inputs, tmp_path / name, block_size=512, images=painter))
         outputs[name] = (tmp_path / name / "t2.tif").read_bytes()
         with rasterio.open(tmp_path / name / "t2.tif") as src:
             ratios[name] = seam_ratio(src.read(), 512)
     assert ratios["anchored"] < 0.95 * ratios["free"], ratios
     assert outputs["anchored"] == outputs["again"]
     _assert_last_block_repaints_from_disk(model, options, region, tmp_path / "anchored")
-
-
-def paint_run(run: Run) -> None:
-    """The passes of ``synthesize``, for a painter made here rather than from a model folder."""
-    with run:
-        run.scan()
-        run.events()
-        run.change_maps()
-        run.chain()
-        run.paint()
-        run.finish()
 
 
 def _assert_last_block_repaints_from_disk(

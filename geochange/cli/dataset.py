@@ -141,7 +141,7 @@ def dataset(
     from geochange.dataset import TileSource, make_dataset
     from geochange.distributed import open_scheduler
     from geochange.events import parse_events
-    from geochange.synth import SamplingOptions, open_painter
+    from geochange.painting import SamplingOptions, open_painter
 
     reporter = make_reporter(json_lines, verbose, quiet)
     events = parse_events(events_spec)

@@ -97,7 +97,7 @@ def evaluate(
     """
     from geochange.evaluation.quality import SegmenterRecipe
     from geochange.evaluation.quality import evaluate as run_evaluation
-    from geochange.synth import SamplingOptions, resolve_model
+    from geochange.painting import SamplingOptions, resolve_model
     from geochange.writing.folder import OutputFolder
 
     # The report folder appears only when the evaluation has finished, as a run's does.

@@ -193,7 +193,8 @@ def synth(
             --events building_add:count=30 --model MODEL -o out
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.synth import SamplingOptions, model_hash, resolve_model, synthesize
+    from geochange.painting import SamplingOptions, model_hash, resolve_model
+    from geochange.synth import synthesize
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(

@@ -6,21 +6,16 @@ commands alone, for a machine that has none); packing and training from folders 
 
 from __future__ import annotations
 
-import math
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from geochange.cli.options import overwrite_opt, seed_opt
-from geochange.errors import InputError
 from geochange.model.config import PRESETS
-from geochange.writing.folder import MARKER, check_replaceable, output_path
 
 if TYPE_CHECKING:
-    from geochange.training.crops import CropSource
+    pass
 
 classes_opt = click.option(
     "--classes",
@@ -122,87 +117,37 @@ def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _open_data(kw: dict[str, Any], gsd: float) -> CropSource:
-    """DATA as a pack file (no GIS import) or folders of tiles (read through rasterio)."""
-    data, crop = kw["data"], kw["crop"]
-    packs = [d for d in data if Path(d).is_file()]
-    if packs:
-        if len(data) > 1:
-            raise InputError(
-                f"give one pack or folders, not {len(data)} arguments with a pack among them",
-                "pack all the folders into one file with `geochange train pack`",
-            )
-        if kw["classes"]:
-            raise InputError(
-                "--classes does not apply to a pack", "its classes were mapped when packing"
-            )
-        from geochange.training.packed import PackedData
-
-        dataset = PackedData(packs[0], crop, kw["seed"], length=kw["crops"])
-        if not math.isclose(dataset.metadata["gsd_m"], gsd):
-            raise InputError(
-                f"pack {packs[0]} holds {dataset.metadata['gsd_m']} m pixels, the model "
-                f"{gsd} m ones",
-                f"pack again with --gsd {gsd}",
-            )
-        return dataset
-    from geochange.training.data import open_tiles
-
-    return open_tiles(
-        list(data), crop or 256, kw["classes"], "train", kw["seed"], length=kw["crops"], gsd=gsd
-    )
-
-
 def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     """Shared body of the subcommands; ``extra`` holds the trainer's own keyword arguments.
 
-    torch and the model are imported here, so other commands start without them.
+    torch and the model are imported by ``train``, so other commands start without them.
     """
-    import torch
+    from geochange.training.train import train as run_training
 
-    from geochange.model import SemanticLDM, load_model, preset
-    from geochange.training.loops import train_autoencoder, train_diffusion
-
-    trainer = {"autoencoder": train_autoencoder, "diffusion": train_diffusion}[part]
-    if kw["device"] == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA device is available", "use --device cpu")
-    out = Path(kw["output"])
-    if out.exists() and not kw["resume"]:
-        if not kw["overwrite"]:
-            raise InputError(
-                f"output folder {out} exists", "pass --resume to continue it or --overwrite"
-            )
-        # only a model folder (or a geochange output) is deleted: never `-o .` or the data
-        inputs = [*kw["data"], *([kw["model_path"]] if kw["model_path"] else [])]
-        check_replaceable(output_path(out), inputs, written_by=(MARKER, "geochange.json"))
-        shutil.rmtree(out)
-    torch.manual_seed(kw["seed"])  # a new model's initial weights follow --seed too
-    model = (
-        load_model(kw["model_path"]) if kw["model_path"] else SemanticLDM(preset(kw["preset_name"]))
-    )
-    dataset = _open_data(kw, model.config.gsd_m)
-    # The UNet halves the latent once per block after the first, so both sizes must divide.
-    multiple = model.config.downsampling * 2 ** (len(model.config.unet_block_out_channels) - 1)
-    if dataset.crop % multiple:
-        raise InputError(f"--crop {dataset.crop} is not a multiple of {multiple} for this model")
     log = (lambda _m: None) if kw["quiet"] else (lambda m: click.echo(m, err=True))
-    trainer(
-        model,
-        dataset,
+    run_training(
+        part,
+        kw["data"],
+        kw["output"],
+        preset_name=kw["preset_name"],
+        model=kw["model_path"],
+        classes=kw["classes"],
         steps=kw["steps"],
         batch_size=kw["batch_size"],
+        crop=kw["crop"],
+        crops=kw["crops"],
         lr=kw["lr"],
-        out_dir=out,
-        checkpoint_every=kw["checkpoint_every"],
-        seed=kw["seed"],
-        resume=kw["resume"],
-        log=log,
         ema_decay=kw["ema_decay"],
+        checkpoint_every=kw["checkpoint_every"],
+        resume=kw["resume"],
+        overwrite=kw["overwrite"],
         device=kw["device"],
+        seed=kw["seed"],
+        log=log,
         progress=not kw["quiet"],
         **extra,
     )
-    log(f"Wrote model {out} (load it with --model {out})")
+    log(f"Wrote model {kw['output']} (load it with --model {kw['output']})")
 
 
 @click.group(short_help="Train the autoencoder or the diffusion model on image + mask tiles.")
@@ -322,10 +267,11 @@ def exemplars(
     lacks. The crops carry DATA's licence."""
     from geochange.model import load_model
     from geochange.training.bank import build_bank
+    from geochange.training.train import open_crops
 
     model = load_model(model_path)
-    kw = {"data": data, "crop": crop, "classes": classes, "seed": seed, "crops": None}
-    bank = build_bank(_open_data(kw, model.config.gsd_m), per_class)
+    crops = open_crops(data, model.config.gsd_m, crop=crop, classes=classes, seed=seed)
+    bank = build_bank(crops, per_class)
     path = bank.save(model_path)
     click.echo(f"Wrote {path}: {len(bank.images)} crops of {crop} px", err=True)
 

@@ -52,8 +52,9 @@ from geochange.inputs import open_inputs
 from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.model.semantic_ldm import dropped_like
+from geochange.painting import Painter, SamplingOptions, pick_device
 from geochange.plan import TILE, Block
-from geochange.synth import Painter, SamplingOptions, pick_device, synthesize
+from geochange.synth import synthesize
 from geochange.training.data import HELDOUT_SIZE, Pair, TileDataset, find_pairs, open_tiles
 from geochange.writing.preview import GAP, colour, grid, outline, write_png
 

@@ -8,9 +8,15 @@ from scipy import ndimage
 from geochange.classes import BUILDING
 from geochange.events.masks import EIGHT, Runs
 
+BUILDING_SAMPLE = 2000
+"""At most this many of the region's buildings are measured per block for building_add."""
+
 
 def measure_buildings(
-    t1: np.ndarray, core: tuple[slice, slice], pixel_size_m: tuple[float, float], limit: int
+    t1: np.ndarray,
+    core: tuple[slice, slice],
+    pixel_size_m: tuple[float, float],
+    limit: int = BUILDING_SAMPLE,
 ) -> np.ndarray:
     """(length, width) in metres of up to ``limit`` buildings whose centroid lies in ``core``.
 
