@@ -208,7 +208,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
-        region = write_example(work / f"region_{args.size}", args.size, seed=0, overwrite=True)
+        region = write_example(work / f"region_{args.size}", size=args.size, seed=0, overwrite=True)
         for name, n in zip(args.presets, steps, strict=True):
             spec = {
                 "preset": name,

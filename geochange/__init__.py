@@ -7,21 +7,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from geochange.dataset import make_dataset as make_dataset
+    from geochange.evaluation.quality import evaluate as evaluate
     from geochange.example import write_example as write_example
     from geochange.inputs import open_inputs as open_inputs
     from geochange.model import SemanticLDM
+    from geochange.simulation import simulate as simulate
     from geochange.synth import synthesize as synthesize
+    from geochange.training.train import train as train
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "open_inputs": "geochange.inputs",
+    "simulate": "geochange.simulation",
     "synthesize": "geochange.synth",
+    "make_dataset": "geochange.dataset",
+    "train": "geochange.training.train",
+    "evaluate": "geochange.evaluation.quality",
     "write_example": "geochange.example",
 }
-"""Names imported on first use: ``import geochange`` stays fast and loads neither torch nor
-rasterio, yet ``geochange.synthesize(geochange.open_inputs(...), "out")`` works."""
-_SUBMODULES = ("simulate", "synth", "example", "analysis")
+"""The function behind each command, imported on first use: ``import geochange`` stays fast
+and loads neither torch nor rasterio, yet ``geochange.synthesize(geochange.open_inputs(...),
+"out")`` works. Each takes its options as keywords, named as the command's flags."""
+_SUBMODULES = ("simulation", "synth", "dataset", "example", "analysis")
 
 
 def __getattr__(name: str) -> Any:

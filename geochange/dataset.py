@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -49,12 +49,19 @@ from geochange.classes import (
 )
 from geochange.distributed import Scheduler
 from geochange.errors import InputError
-from geochange.events import Event, EventWindow, RegionStats
+from geochange.events import Event, EventWindow, RegionStats, parse_events
 from geochange.events.stats import measure_buildings
 from geochange.grid import Grid, open_raster
 from geochange.hashing import file_sha256
 from geochange.manifest import run_key
-from geochange.painting import BlockJob, Painter, PainterSpec, paint_task
+from geochange.painting import (
+    BlockJob,
+    Painter,
+    PainterSpec,
+    SamplingOptions,
+    open_painter,
+    paint_task,
+)
 from geochange.plan import Block
 from geochange.report import Reporter
 from geochange.seeds import ACQUISITION, child_seed
@@ -296,6 +303,51 @@ class DatasetResult:
 
 
 def make_dataset(
+    source: str | Path,
+    output: str | Path,
+    *,
+    pairs: int,
+    events: str | Sequence[Event],
+    model: str | Path = "default",
+    options: SamplingOptions | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    classes: str | None = None,
+    gsd: float = DEFAULT_GSD,
+    layout: str = "levir",
+    overwrite: bool = False,
+    resume: bool = False,
+    scheduler: Scheduler | None = None,
+    reporter: Reporter | None = None,
+) -> DatasetResult:
+    """Write ``pairs`` pairs of ``options.tile_size`` px cut from the tiles of folder
+    ``source`` into folder ``output``: what ``geochange dataset`` runs.
+
+    ``events`` is a spec (``"building_add:count=3"``) or parsed events; ``model`` is
+    ``default`` or a model folder; ``classes`` and ``gsd`` say how to read the masks and tiles
+    without georeferencing. Each pair is painted whole by one torch thread: the model's float
+    sums depend on the thread count, and with it fixed a pair has the same bytes here and on
+    any Dask worker.
+    """
+    parsed = parse_events(events) if isinstance(events, str) else list(events)
+    tiles = TileSource(source, classes, gsd)
+    options = replace(options or SamplingOptions(), overlap=0, batch_size=1, threads=1)
+    painter = open_painter(str(model), options, seed, device)
+    return write_pairs(
+        tiles,
+        output,
+        pairs,
+        painter,
+        parsed,
+        layout=layout,
+        overwrite=overwrite,
+        resume=resume,
+        scheduler=scheduler,
+        reporter=reporter,
+    )
+
+
+def write_pairs(
     source: TileSource,
     output: str | Path,
     pairs: int,

@@ -102,7 +102,9 @@ def example_landcover(size: int = 2048, seed: int = 0) -> np.ndarray:
 # --- smooth noise and interpolation ------------------------------------------------------------
 
 
-def write_example(folder: Path, size: int = 2048, seed: int = 0, overwrite: bool = False) -> Path:
+def write_example(
+    folder: str | Path, *, size: int = 2048, seed: int = 0, overwrite: bool = False
+) -> Path:
     """Write ``folder/region.tif``: the example land cover as a styled COG."""
     grid = Grid(CRS.from_user_input(EXAMPLE_CRS), example_transform(size), size, size)
     with OutputFolder(folder, overwrite) as partial:

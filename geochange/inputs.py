@@ -60,6 +60,7 @@ class Inputs:
 
 def open_inputs(
     region: str | Path,
+    *,
     classes: str = "oem",
     events: str | Sequence[Event] = (),
     buildings: str | Path | None = None,

@@ -13,7 +13,7 @@ rasters and the resume manifest. The passes, in order:
 5. ``paint`` – an image pass (``geochange.synth``) adds the images, resumable block by block;
 6. ``finish`` – ``run.json``, the preview and the STAC item, then the folder appears.
 
-``geochange.simulate`` and ``geochange.synth`` compose these passes side by side. The events
+``geochange.simulation`` and ``geochange.synth`` compose these passes side by side. The events
 and paint passes can run their blocks as tasks on a Dask cluster (``geochange.distributed``);
 results come back in order and only this process writes.
 """
@@ -45,6 +45,7 @@ from geochange.classes import (
     unknown_values_error,
 )
 from geochange.clean import clean, min_pixels
+from geochange.defaults import DEFAULT_BLOCK
 from geochange.distributed import Scheduler
 from geochange.errors import InputError
 from geochange.events import Event, EventWindow, RegionStats
@@ -67,7 +68,6 @@ from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
 from geochange.writing.stac import write_item
 
 CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
-DEFAULT_BLOCK = 2048
 GPKG_DATE = "1970-01-01T00:00:00.000Z"
 """``last_change`` of ``changes.gpkg``: fixed, so identical runs give identical bytes."""
 LANDCOVER_BYTES_PER_PIXEL = 2.1

@@ -16,7 +16,7 @@ from geochange.example import write_example
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
 from geochange.painting import SamplingOptions
-from geochange.simulate import simulate
+from geochange.simulation import simulate
 from geochange.synth import synthesize
 
 EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood"
@@ -25,7 +25,7 @@ EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("analysis")
-    region = write_example(folder / "ex", 512, seed=2)
+    region = write_example(folder / "ex", size=512, seed=2)
     with open_inputs(region, events=EVENTS) as inputs:
         simulate(inputs, folder / "out", seed=3)
     return folder / "out"
@@ -68,7 +68,7 @@ def test_statistics_equal_sums_over_rasters_and_polygons(run: Path):
 def test_synth_images_open_as_a_time_band_cube(tmp_path: Path):
     torch.manual_seed(0)
     model = SemanticLDM(preset("tiny")).save_pretrained(tmp_path / "tiny")
-    region = write_example(tmp_path / "ex", 256, seed=4)
+    region = write_example(tmp_path / "ex", size=256, seed=4)
     options = SamplingOptions(steps=2, tile_size=128, overlap=32)
     with open_inputs(region, events="building_add:count=5") as inputs:
         synthesize(inputs, tmp_path / "out", model=model, options=options, device="cpu")

@@ -80,7 +80,7 @@ CONTRACTS = [
             "geochange.run",
             "geochange.inputs",
             "geochange.grid",
-            "geochange.simulate",
+            "geochange.simulation",
             "geochange.synth",
             "geochange.dataset",
         ),
@@ -91,7 +91,7 @@ CONTRACTS = [
         (
             "geochange.cli",
             "geochange.run",
-            "geochange.simulate",
+            "geochange.simulation",
             "geochange.synth",
             "geochange.painting",
             "geochange.dataset",
@@ -109,7 +109,7 @@ CONTRACTS = [
             "geochange.sampling",
             "geochange.run",
             "geochange.cli",
-            "geochange.simulate",
+            "geochange.simulation",
             "geochange.synth",
             "geochange.dataset",
         ),
@@ -123,30 +123,30 @@ CONTRACTS = [
             "geochange.sampling",
             "geochange.painting",
             "geochange.cli",
-            "geochange.simulate",
+            "geochange.simulation",
             "geochange.synth",
             "geochange.dataset",
         ),
         "the run's passes work on land cover; the image pass is handed to it",
     ),
     (
-        ("geochange.simulate", "geochange.synth", "geochange.dataset"),
+        ("geochange.simulation", "geochange.synth", "geochange.dataset"),
         ("geochange.cli",),
         "the pipelines are a library; the CLI is a front end on top",
     ),
     (
-        ("geochange.simulate",),
+        ("geochange.simulation",),
         ("geochange.synth", "geochange.dataset", "geochange.painting"),
         "pipelines sit side by side",
     ),
     (
         ("geochange.synth",),
-        ("geochange.simulate", "geochange.dataset"),
+        ("geochange.simulation", "geochange.dataset"),
         "pipelines sit side by side",
     ),
     (
         ("geochange.dataset",),
-        ("geochange.simulate", "geochange.synth", "geochange.run"),
+        ("geochange.simulation", "geochange.synth", "geochange.run"),
         "pipelines sit side by side",
     ),
 ]
@@ -177,7 +177,7 @@ def test_only_the_cli_imports_the_cli():
 
 def test_the_graph_is_read():
     """The contracts above would pass on an empty graph: check it holds known imports."""
-    assert "geochange.run" in GRAPH["geochange.simulate"]
+    assert "geochange.run" in GRAPH["geochange.simulation"]
     assert "torch" in GRAPH["geochange.model.semantic_ldm"]
     assert within("geochange.events.base", ("geochange.events",))
 
@@ -224,3 +224,40 @@ def test_the_lean_core_imports_without_any_gis_package():
 def test_blocking_the_gis_packages_is_felt():
     """The check above is not vacuous: the run's passes do need rasterio."""
     assert "geochange.run" in lean_import("geochange.run")
+
+
+PUBLIC = {
+    "open_inputs": 1,
+    "simulate": 2,
+    "synthesize": 2,
+    "make_dataset": 2,
+    "train": 3,
+    "evaluate": 3,
+    "write_example": 1,
+}
+"""The function behind each command and how many arguments it takes by position."""
+
+
+@pytest.mark.parametrize("name, positional", PUBLIC.items())
+def test_each_command_has_a_public_function_taking_options_by_keyword(name: str, positional: int):
+    import inspect
+
+    import geochange
+
+    parameters = list(inspect.signature(getattr(geochange, name)).parameters.values())
+    assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters[:positional])
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in parameters[positional:])
+
+
+def test_import_geochange_loads_neither_torch_nor_rasterio():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import geochange, sys; print(sorted({'torch', 'rasterio'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -26,7 +26,7 @@ from geochange.cli.main import cli
 from geochange.errors import InputError
 from geochange.inputs import open_inputs
 from geochange.report import Reporter
-from geochange.simulate import simulate
+from geochange.simulation import simulate
 from geochange.writing import geotiff
 from geochange.writing.folder import MARKER
 from tests.conftest import write_raster

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import rasterio
 from click.testing import CliRunner
 
@@ -154,3 +155,27 @@ def test_cli_starts_without_torch():
         text=True,
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["simulate"],
+        ["synth"],
+        ["dataset"],
+        ["evaluate"],
+        ["train", "pack"],
+        ["train", "autoencoder"],
+        ["train", "diffusion"],
+        ["train", "exemplars"],
+    ],
+    ids=" ".join,
+)
+def test_every_working_command_takes_the_same_verbosity_options(path: list[str]):
+    """-v and -q are counts everywhere (train's -q was a flag, evaluate had none)."""
+    command = cli
+    for name in path:
+        command = command.commands[name]
+    options = {p.name: p for p in command.params}
+    for name, flags in (("verbose", ["-v", "--verbose"]), ("quiet", ["-q", "--quiet"])):
+        assert options[name].opts == flags and options[name].count, (path, name)

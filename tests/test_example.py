@@ -102,9 +102,9 @@ def test_demo_events_run_on_the_1024_example(tmp_path) -> None:
     """Regression: road_add once stepped one pixel past its window on this region."""
     from geochange.example import write_example
     from geochange.inputs import open_inputs
-    from geochange.simulate import simulate
+    from geochange.simulation import simulate
 
-    region = write_example(tmp_path / "ex", 1024)
+    region = write_example(tmp_path / "ex", size=1024)
     events = "building_add:count=40,deforestation:fraction=0.3,road_add:count=2,flood"
     with open_inputs(region, events=events) as inputs:
         result = simulate(inputs, tmp_path / "out", seed=1)

@@ -29,7 +29,7 @@ from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
 from geochange.painting import SamplingOptions
 from geochange.plotting import plot_change, plot_statistics
-from geochange.simulate import simulate
+from geochange.simulation import simulate
 from geochange.synth import synthesize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,7 +47,7 @@ def close_figures():
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_example(tmp_path_factory.mktemp("region") / "ex", 256, seed=5)
+    return write_example(tmp_path_factory.mktemp("region") / "ex", size=256, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from geochange.cli.main import cli
 from geochange.errors import InputError
 from geochange.events import EVENTS, Event, EventWindow, Param, RegionStats, parse_events
 from geochange.inputs import open_inputs
-from geochange.simulate import simulate
+from geochange.simulation import simulate
 from tests.conftest import write_raster
 
 FAST = settings(

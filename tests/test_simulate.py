@@ -19,7 +19,7 @@ from geochange.classes import CLASS_NAMES, SCHEMES
 from geochange.events import EVENTS
 from geochange.grid import Grid
 from geochange.inputs import open_inputs
-from geochange.simulate import simulate
+from geochange.simulation import simulate
 from tests.conftest import write_raster
 
 

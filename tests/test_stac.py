@@ -30,7 +30,7 @@ from geochange.example import example_landcover
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, preset
 from geochange.painting import SamplingOptions, model_hash
-from geochange.simulate import simulate
+from geochange.simulation import simulate
 from geochange.synth import synthesize
 from geochange.writing.folder import MARKER
 from geochange.writing.preview import write_preview

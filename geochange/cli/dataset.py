@@ -9,25 +9,13 @@ from geochange.cli.options import (
     json_opt,
     output_opt,
     overwrite_opt,
+    painting_options,
     resume_opt,
     scheduler_opt,
     seed_opt,
     verbosity,
 )
 from geochange.cli.reporting import emit, make_reporter
-from geochange.cli.synth import synth
-
-SHARED = (
-    "model_spec",
-    "steps",
-    "sampler",
-    "precision",
-    "composition",
-    "acquisition_spec",
-    "exemplars",
-    "device",
-)
-"""Options of `synth` that mean the same here."""
 
 
 @click.command(short_help="Make a change-detection training set (LEVIR-CD or SECOND layout).")
@@ -78,6 +66,7 @@ SHARED = (
 @overwrite_opt
 @json_opt
 @verbosity
+@painting_options
 def dataset(
     source: str,
     output: str,
@@ -138,41 +127,37 @@ def dataset(
             --events building_add:count=3,random:fraction=0.1 --seed 1 -o cd_pairs
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.dataset import TileSource, make_dataset
+    from geochange.dataset import make_dataset
     from geochange.distributed import open_scheduler
-    from geochange.events import parse_events
-    from geochange.painting import SamplingOptions, open_painter
+    from geochange.painting import SamplingOptions
 
     reporter = make_reporter(json_lines, verbose, quiet)
-    events = parse_events(events_spec)
-    tiles = TileSource(source, classes, gsd)
-    # One torch thread per pair: the model's float sums depend on the thread count, and with
-    # it fixed a pair has the same bytes in this process and on any worker.
     options = SamplingOptions(
         steps,
         sampler,
         tile_size=tile_size,
-        overlap=0,
-        batch_size=1,
         precision=precision,
         composition=composition,
         acquisition=parse_acquisition(acquisition_spec),
         exemplars=exemplars,
-        threads=1,
     )
-    painter = open_painter(model_spec, options, seed, device)
     with open_scheduler(scheduler) as workers:
         result = make_dataset(
-            tiles,
+            source,
             output,
-            pairs,
-            painter,
-            events,
-            layout,
-            overwrite,
-            resume,
-            workers,
-            reporter,
+            pairs=pairs,
+            events=events_spec,
+            model=model_spec,
+            options=options,
+            seed=seed,
+            device=device,
+            classes=classes,
+            gsd=gsd,
+            layout=layout,
+            overwrite=overwrite,
+            resume=resume,
+            scheduler=workers,
+            reporter=reporter,
         )
     summary = result.summary
     timing, changes = summary["timing"], summary["changes"]
@@ -197,6 +182,3 @@ def dataset(
             f"{changes['unchanged_share']:.0%} of them without change",
             err=True,
         )
-
-
-dataset.params += [p for p in synth.params if p.name in SHARED]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from geochange.cli.options import overwrite_opt
+from geochange.cli.options import overwrite_opt, verbosity
+from geochange.cli.reporting import make_log
+from geochange.writing.folder import output_path
 
 
 @click.command(short_help="Measure a model on held-out data: PSNR/SSIM, semantic fidelity, ...")
@@ -72,6 +74,7 @@ from geochange.cli.options import overwrite_opt
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
+@verbosity
 def evaluate(
     model_spec: str,
     data_dirs: tuple[str, ...],
@@ -87,6 +90,8 @@ def evaluate(
     no_ablation: bool,
     no_seams: bool,
     device: str,
+    verbose: int,
+    quiet: int,
 ) -> None:
     """Measure MODEL (default or a model folder) on the held-out part of DATA_DIRS (the split
     of `geochange train`) and write OUTPUT/quality.json, quality.md and contact_sheet.png.
@@ -95,27 +100,23 @@ def evaluate(
     Example:
         geochange evaluate default ../shared/data/openearthmap ../shared/data/dubai -o quality
     """
-    from geochange.evaluation.quality import SegmenterRecipe
-    from geochange.evaluation.quality import evaluate as run_evaluation
-    from geochange.painting import SamplingOptions, resolve_model
-    from geochange.writing.folder import OutputFolder
+    from geochange.evaluation.quality import SegmenterRecipe, evaluate
+    from geochange.painting import SamplingOptions
 
-    # The report folder appears only when the evaluation has finished, as a run's does.
-    folder = OutputFolder(output, overwrite)
-    with folder as partial:
-        run_evaluation(
-            resolve_model(model_spec),
-            list(data_dirs),
-            partial,
-            segmenter_path=segmenter,
-            recipe=SegmenterRecipe(steps=segmenter_steps),
-            options=SamplingOptions(steps=steps, sampler=sampler),
-            per_folder=crops,
-            seeds=seeds,
-            ablation=not no_ablation,
-            seams=not no_seams,
-            device=device,
-            log=lambda message: click.echo(message, err=True),
-            reference=reference or Path(data_dirs[0]).parent / "second_examples",
-        )
-    click.echo((folder.path / "quality.md").read_text())
+    evaluate(
+        model_spec,
+        list(data_dirs),
+        output,
+        overwrite=overwrite,
+        segmenter_path=segmenter,
+        recipe=SegmenterRecipe(steps=segmenter_steps),
+        options=SamplingOptions(steps=steps, sampler=sampler),
+        per_folder=crops,
+        seeds=seeds,
+        ablation=not no_ablation,
+        seams=not no_seams,
+        device=device,
+        log=make_log(verbose, quiet),
+        reference=reference or Path(data_dirs[0]).parent / "second_examples",
+    )
+    click.echo((output_path(output) / "quality.md").read_text())

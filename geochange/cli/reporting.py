@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 import click
 from tqdm import tqdm
@@ -72,8 +73,20 @@ class JsonReporter(Reporter):
 
 
 def make_reporter(json_lines: bool, verbose: int, quiet: int) -> Reporter:
-    level = logging.WARNING - 10 * verbose + 10 * quiet
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s: %(message)s")
+    """Progress and warnings of a run as -v/-q/--json ask."""
+    _configure_logging(verbose, quiet)
     if json_lines:
         return JsonReporter()
     return TerminalReporter(show_progress=quiet == 0 and sys.stderr.isatty())
+
+
+def make_log(verbose: int, quiet: int) -> Callable[[str], None]:
+    """Messages of commands without a progress reporter (train, evaluate): on stderr unless
+    -q, with the log level of -v/-q as everywhere else."""
+    _configure_logging(verbose, quiet)
+    return (lambda _message: None) if quiet else (lambda message: click.echo(message, err=True))
+
+
+def _configure_logging(verbose: int, quiet: int) -> None:
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s: %(message)s")

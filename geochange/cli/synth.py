@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 
 from geochange.acquisition import parse_acquisition
+from geochange.cli.options import painting_options, region_options
 from geochange.cli.reporting import emit, make_reporter, print_plan
-from geochange.cli.simulate import simulate as simulate_command
 from geochange.distributed import open_scheduler
 from geochange.inputs import open_inputs
 from geochange.run import Run
 
 
 @click.command(short_help="Simulate change events and paint the t1/t2 images.")
+@region_options
 @click.option(
     "--image",
     type=click.Path(dir_okay=False),
@@ -20,37 +21,7 @@ from geochange.run import Run
     "image and t2 keeps its unchanged land. Default: t1 is generated from the t1 land cover.",
 )
 @click.option(
-    "--model",
-    "model_spec",
-    default="default",
-    show_default=True,
-    metavar="default|PATH",
-    help="Model folder written by `geochange train diffusion`, or the model shipped with "
-    "geochange.",
-)
-@click.option(
-    "--steps",
-    type=int,
-    default=20,
-    show_default=True,
-    help="Denoising steps per image (the mixing rule's constants are fractions of them).",
-)
-@click.option(
-    "--sampler",
-    type=click.Choice(("ddim", "dpm")),
-    default="dpm",
-    show_default=True,
-    help="Solver: DPM-Solver++ multistep (good in 20 steps) or DDIM (the paper's, 50 steps).",
-)
-@click.option(
     "--eta", type=float, default=0.0, show_default=True, help="DDIM eta (0 = deterministic)."
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="fp32",
-    show_default=True,
-    help="Model arithmetic: fp32, or bf16/fp16 autocast (fp16 on CUDA only).",
 )
 @click.option(
     "--guidance",
@@ -58,39 +29,6 @@ from geochange.run import Run
     default=1.0,
     show_default=True,
     help="Classifier-free guidance scale; 1 = none (other values need mask dropout training).",
-)
-@click.option(
-    "--composition",
-    type=click.Choice(("pixel", "latent")),
-    default="pixel",
-    show_default=True,
-    help="pixel: each image after t1 keeps the image before where land did not change (its "
-    "real pixels plus the model's variation) and takes the model's where it changed; latent: "
-    "every pixel decoded from the latents, as in the ChangeAnywhere paper.",
-)
-@click.option(
-    "--acquisition",
-    "acquisition_spec",
-    default="mild",
-    show_default=True,
-    metavar="PRESET|NAME=VALUE,...",
-    help="How t2 (and later images) differ from t1 as another acquisition would, labels "
-    "untouched: a preset (none, mild, realistic, strong), NAME=VALUE pairs, or a preset then "
-    "overrides (realistic,noise=0.03). `geochange acquisitions` lists the controls with units.",
-)
-@click.option(
-    "--exemplars/--no-exemplars",
-    default=True,
-    show_default=True,
-    help="Start changed land from real pixels of its new class cut from within 256 px of it "
-    "(harmonized by the model), rather than from the model alone.",
-)
-@click.option(
-    "--device",
-    type=click.Choice(("auto", "cpu", "cuda")),
-    default="auto",
-    show_default=True,
-    help="Where the model runs; auto = cuda when available.",
 )
 @click.option(
     "--compile",
@@ -140,6 +78,7 @@ from geochange.run import Run
     help="Also write OUTPUT/preview.png: t1 | t2 with the change outlined in red, over the t1 | "
     "t2 land cover (at most 1024 px a side per panel).",
 )
+@painting_options
 def synth(
     region: str,
     classes: str,
@@ -259,7 +198,3 @@ def synth(
     elif quiet == 0:
         images = ", ".join(f"t{k}.tif" for k in range(1, timestamps + 1))
         click.echo(f"Wrote {result.output} ({images} and the change maps)", err=True)
-
-
-# Every option of `simulate` means the same here; REGION stays the first argument.
-synth.params = [*simulate_command.params, *synth.params]

@@ -6,12 +6,18 @@ commands alone, for a machine that has none); packing and training from folders 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from geochange.cli.options import overwrite_opt, seed_opt
+from geochange.cli.options import (
+    option_group,
+    overwrite_opt,
+    seed_opt,
+    verbosity,
+    verbosity_opts,
+)
+from geochange.cli.reporting import make_log
 from geochange.model.config import PRESETS
 
 if TYPE_CHECKING:
@@ -26,9 +32,8 @@ classes_opt = click.option(
 )
 
 
-def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options both subcommands share, so they mean the same in each."""
-    options = [
+_training_options = option_group(
+    [
         click.argument("data", nargs=-1, required=True, type=click.Path(exists=True)),
         classes_opt,
         click.option(
@@ -110,11 +115,10 @@ def _training_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Output folder: checkpoints and losses.csv as it runs, the model at the end.",
         ),
         overwrite_opt,
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar or messages."),
+        *verbosity_opts,
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+)
+"""The options both subcommands share, so they mean the same in each."""
 
 
 def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
@@ -124,7 +128,7 @@ def _run(part: str, extra: dict[str, Any], **kw: Any) -> None:
     """
     from geochange.training.train import train as run_training
 
-    log = (lambda _m: None) if kw["quiet"] else (lambda m: click.echo(m, err=True))
+    log = make_log(kw["verbose"], kw["quiet"])
     run_training(
         part,
         kw["data"],
@@ -201,7 +205,7 @@ def train() -> None:
 )
 @seed_opt
 @overwrite_opt
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@verbosity
 def pack_command(
     data_dirs: tuple[str, ...],
     output: str,
@@ -211,7 +215,8 @@ def pack_command(
     gsd: float,
     seed: int,
     overwrite: bool,
-    quiet: bool,
+    verbose: int,
+    quiet: int,
 ) -> None:
     """Read training crops of DATA_DIRS as training does (same held-out regions, never packed)
     and write them to one compressed numpy file: uint8 images and class masks, each crop's
@@ -254,6 +259,7 @@ def pack_command(
 )
 @classes_opt
 @seed_opt
+@verbosity
 def exemplars(
     data: tuple[str, ...],
     model_path: str,
@@ -261,6 +267,8 @@ def exemplars(
     crop: int,
     classes: str | None,
     seed: int,
+    verbose: int,
+    quiet: int,
 ) -> None:
     """Keep real crops of every class from DATA (a pack or folders, training crops only) in
     the model folder, so that synth can give changed land the texture of a class its image
@@ -273,7 +281,7 @@ def exemplars(
     crops = open_crops(data, model.config.gsd_m, crop=crop, classes=classes, seed=seed)
     bank = build_bank(crops, per_class)
     path = bank.save(model_path)
-    click.echo(f"Wrote {path}: {len(bank.images)} crops of {crop} px", err=True)
+    make_log(verbose, quiet)(f"Wrote {path}: {len(bank.images)} crops of {crop} px")
 
 
 @train.command(short_help="Train the autoencoder to reconstruct image crops.")

@@ -52,10 +52,11 @@ from geochange.inputs import open_inputs
 from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.model.semantic_ldm import dropped_like
-from geochange.painting import Painter, SamplingOptions, pick_device
+from geochange.painting import Painter, SamplingOptions, pick_device, resolve_model
 from geochange.plan import TILE, Block
 from geochange.synth import synthesize
 from geochange.training.data import HELDOUT_SIZE, Pair, TileDataset, find_pairs, open_tiles
+from geochange.writing.folder import OutputFolder
 from geochange.writing.preview import GAP, colour, grid, outline, write_png
 
 CROP = HELDOUT_SIZE
@@ -505,7 +506,7 @@ def _read_run(out: Path) -> dict[str, Any]:
 
 def seam_check(model_dir: Path, options: SamplingOptions, device: str, work: Path) -> float:
     """Seam ratio at the 512 px block border of a 2x2-block run on the example region."""
-    region = write_example(work / "seam_region", SEAM_REGION, seed=1, overwrite=True)
+    region = write_example(work / "seam_region", size=SEAM_REGION, seed=1, overwrite=True)
     out = work / "seam_run"
     with open_inputs(region, events="building_add:count=10") as inputs:
         synthesize(
@@ -543,9 +544,11 @@ def contact_sheet(
 
 
 def evaluate(
-    model_dir: str | Path,
+    model: str | Path,
     data_dirs: list[str | Path],
-    out: str | Path,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
     segmenter_path: str | Path | None = None,
     recipe: SegmenterRecipe = SegmenterRecipe(),
     options: SamplingOptions | None = None,
@@ -557,15 +560,47 @@ def evaluate(
     log: Log = print,
     reference: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Measure the model in ``model_dir``; write ``quality.json``, ``quality.md`` and
-    ``contact_sheet.png`` to ``out`` and return the figures. ``reference``: a folder of real
-    pairs for ``real_pairs_reference`` (its rows are skipped with a note without one)."""
-    out = Path(out)
+    """Measure ``model`` (``default`` or a model folder) on the held-out part of
+    ``data_dirs``; write ``quality.json``, ``quality.md`` and ``contact_sheet.png`` to folder
+    ``output``, which appears only when finished, and return the figures. ``reference``: a
+    folder of real pairs for ``real_pairs_reference`` (its rows are skipped with a note
+    without one)."""
+    with OutputFolder(output, overwrite) as partial:
+        return _measure(
+            resolve_model(str(model)),
+            data_dirs,
+            partial,
+            segmenter_path,
+            recipe,
+            options or SamplingOptions(),
+            per_folder,
+            seeds,
+            ablation,
+            seams,
+            device,
+            log,
+            reference,
+        )
+
+
+def _measure(
+    model_dir: Path,
+    data_dirs: list[str | Path],
+    out: Path,
+    segmenter_path: str | Path | None,
+    recipe: SegmenterRecipe,
+    options: SamplingOptions,
+    per_folder: int,
+    seeds: int,
+    ablation: bool,
+    seams: bool,
+    device: str,
+    log: Log,
+    reference: str | Path | None,
+) -> dict[str, Any]:
     work = out / "runs"
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = Path(model_dir)
     model = load_model(model_dir).eval()
-    options = options or SamplingOptions()
     report: dict[str, Any] = {"model": str(model_dir), "sampling": options.to_dict()}
     crops = heldout_crops(data_dirs, per_folder)
     report["heldout_crops"] = {
