@@ -19,17 +19,10 @@ import xarray as xr
 from geochange.classes import CLASS_NAMES, PALETTE
 from geochange.errors import InputError
 from geochange.grid import Grid
+from geochange.writing import timestamps_in
 
 LANDCOVER_CODES = list(range(1, len(CLASS_NAMES) + 1))
 """OpenEarthMap codes in the land-cover GeoTIFFs (0 is no data)."""
-
-
-def _timestamps(folder: Path) -> list[str]:
-    """t1, t2, ... as far as land-cover maps exist."""
-    names = []
-    while (folder / f"t{len(names) + 1}_landcover.tif").is_file():
-        names.append(f"t{len(names) + 1}")
-    return names
 
 
 def _open(path: Path) -> xr.DataArray:
@@ -54,7 +47,7 @@ def open_result(folder: str | Path) -> xr.Dataset:
             f"{folder} is not a finished geochange run (no run.json)",
             "pass the output folder of `geochange simulate` or `geochange synth`",
         )
-    stamps = _timestamps(folder)
+    stamps = timestamps_in(folder)
     time = xr.DataArray(stamps, dims="time", name="time")
     landcover = xr.concat(
         [_open(folder / f"{t}_landcover.tif").squeeze("band", drop=True) for t in stamps], time

@@ -162,8 +162,9 @@ def unknown_values_error(scheme: ClassScheme, unknown: dict[str, int]) -> InputE
     more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
     return InputError(
         f"land cover has values that class scheme {scheme.name!r} does not know: {listing}{more}",
-        "pick the scheme that matches the file with --classes (oem, dubai, worldcover, second) "
-        "or give a YAML file that maps every value to a class",
+        f"pick the scheme that matches the file with --classes ({', '.join(SCHEMES)}; "
+        "`geochange classes` says what each reads) or give a YAML file that maps every value "
+        "to a class",
     )
 
 

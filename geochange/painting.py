@@ -36,7 +36,7 @@ from geochange.distributed import worker_cached
 from geochange.errors import InputError
 from geochange.grid import Grid, open_raster
 from geochange.hashing import folder_sha256
-from geochange.model import SemanticLDM, load_model, one_hot
+from geochange.model import SemanticLDM, load_model, one_hot, pick_device
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.plan import Block, Plan
 from geochange.sampling import (
@@ -160,14 +160,6 @@ def resolve_model(spec: str) -> Path:
 def model_hash(folder: Path) -> str:
     """sha256 over the model folder's files (relative names and contents, in name order)."""
     return folder_sha256(folder)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but torch sees no CUDA GPU", "use --device cpu")
-    return torch.device(name)
 
 
 def pad_multiple(model: SemanticLDM) -> int:

@@ -40,7 +40,6 @@ from geochange.classes import (
     BUILDING,
     NODATA,
     NUM_CLASSES,
-    gdal_colormap,
     to_codes,
     unknown_values_error,
 )
@@ -61,7 +60,13 @@ from geochange.seeds import BLOCK_COUNTS, child_seed, rng
 from geochange.vectors import rasterize
 from geochange.versions import versions
 from geochange.writing.folder import OutputFolder, output_path
-from geochange.writing.geotiff import GDAL_CACHE_MB, StreamingGeoTIFF, check_creation_options
+from geochange.writing.geotiff import (
+    GDAL_CACHE_MB,
+    StreamingGeoTIFF,
+    check_creation_options,
+    finish_landcover,
+    landcover_geotiff,
+)
 from geochange.writing.polygons import ChangePolygonWriter
 from geochange.writing.preview import write_preview
 from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
@@ -567,14 +572,9 @@ def _write(
     Also returns the pixels changed by each event.
     """
     grid = inputs.grid
-    colormap = gdal_colormap()
     rasters = {
-        "t1_landcover": StreamingGeoTIFF(
-            folder / "t1_landcover.tif", grid, 0, "land cover t1 (OpenEarthMap codes)", colormap
-        ),
-        "t2_landcover": StreamingGeoTIFF(
-            folder / "t2_landcover.tif", grid, 0, "land cover t2 (OpenEarthMap codes)", colormap
-        ),
+        "t1_landcover": landcover_geotiff(folder / "t1_landcover.tif", grid, "t1"),
+        "t2_landcover": landcover_geotiff(folder / "t2_landcover.tif", grid, "t2"),
         "change": StreamingGeoTIFF(
             folder / "change.tif", grid, CHANGE_NODATA, "change (0 unchanged, 1 changed)"
         ),
@@ -652,20 +652,13 @@ def _chain(
         finally:
             event.close()
         name = f"t{k}_landcover"
-        raster = StreamingGeoTIFF(
-            folder / f"{name}.tif",
-            grid,
-            0,
-            f"land cover t{k} (OpenEarthMap codes)",
-            gdal_colormap(),
-        )
+        raster = landcover_geotiff(folder / f"{name}.tif", grid, f"t{k}")
         try:
             for block in plan.blocks():
                 raster.write(block.core, to_codes(after.read(block.core)))
-            files[name] = raster.finish(creation_options or {}, "MODE")
+            files[name] = finish_landcover(raster, creation_options or {})
         finally:
             raster.discard()
-        write_sidecar(files[name], landcover_qml())
     return files, tally
 
 

@@ -53,15 +53,18 @@ def test_exit_codes_and_messages(town_tif, tmp_path):
 
 def test_dry_run_prints_plan_and_writes_nothing(town_tif, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli,
-        ["simulate", str(town_tif), "--events", "flood:fraction=0.5", "--dry-run", "-o", str(out)],
-    )
+    args = ["simulate", str(town_tif), "--events", "flood:fraction=0.5", "--dry-run", "-o", out]
+    result = CliRunner().invoke(cli, [*map(str, args), "--json"])
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
+    assert plan["type"] == "plan"
     assert plan["grid"]["width"] == 1024 and plan["grid"]["crs"] == "EPSG:32633"
     assert plan["events"] == [{"name": "flood", **EVENTS["flood"]().values, "fraction": 0.5}]
     assert plan["blocks"]["count"] == 1
+    readable = CliRunner().invoke(cli, [*map(str, args)]).output
+    assert "EPSG:32633, 1024 x 1024 px" in readable
+    assert "flood fraction=0.5" in readable and "1 (1 x 1) of " in readable
+    assert f"{out}/change.tif" in readable
     assert not out.exists()
 
 

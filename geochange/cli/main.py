@@ -14,6 +14,7 @@ import click
 
 from geochange import __version__
 from geochange.cli.acquisitions import acquisitions
+from geochange.cli.classes import classes
 from geochange.cli.dataset import dataset
 from geochange.cli.evaluate import evaluate
 from geochange.cli.events import events
@@ -75,6 +76,7 @@ def cli() -> None:
 
 cli.add_command(simulate)
 cli.add_command(events)
+cli.add_command(classes)
 cli.add_command(acquisitions)
 cli.add_command(example)
 cli.add_command(synth)

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
+from geochange.classes import SCHEMES
 from geochange.defaults import DEFAULT_BLOCK
 from geochange.events.base import DEFAULT_MIN_AREA_M2
 
@@ -120,8 +121,8 @@ REGION_OPTS = [
         default="oem",
         show_default=True,
         metavar="SCHEME|YAML",
-        help="Class scheme of REGION: oem (codes 1-8, 0 no data), oem-index (indices 0-7), dubai, "
-        "worldcover, second, or a YAML file mapping codes or colours to classes.",
+        help=f"Class scheme of REGION: {', '.join(SCHEMES)} (`geochange classes` says what "
+        "each reads), or a YAML file mapping codes or colours to classes.",
     ),
     click.option(
         "--events",

@@ -20,11 +20,51 @@ def emit(kind: str, **fields: object) -> None:
 
 
 def print_plan(plan: dict, json_lines: bool) -> None:
-    """A ``--dry-run`` plan: one JSON line in ``--json`` mode, indented JSON otherwise."""
+    """A ``--dry-run`` plan: one JSON line in ``--json`` mode, readable lines otherwise."""
     if json_lines:
         emit("plan", **plan)
     else:
-        click.echo(json.dumps(plan, indent=2))
+        click.echo(readable_plan(plan))
+
+
+def readable_plan(plan: dict) -> str:
+    """The plan as a person reads it: what is read, how it is cut, what happens, what is
+    written (the same content as ``--json``'s, less the transform)."""
+    grid, blocks = plan["grid"], plan["blocks"]
+    width_m, height_m = grid["pixel_size_m"]
+    events = "; ".join(
+        " ".join([e["name"], *(f"{k}={v}" for k, v in e.items() if k != "name")])
+        for e in plan["events"]
+    )
+    lines = [
+        f"region    {plan['region']} (classes {plan['classes']})",
+        f"grid      {grid['crs']}, {grid['width']} x {grid['height']} px of "
+        f"{width_m} x {height_m} m",
+        f"blocks    {blocks['count']} ({blocks['rows']} x {blocks['cols']}) of "
+        f"{blocks['size']} px with a {blocks['halo']} px halo",
+        f"events    {events or 'none'}",
+        f"drawn     {plan['user_changes']} user changes; changes under "
+        f"{plan['min_area_m2']} m² are undone or merged",
+    ]
+    if "model" in plan:
+        model = plan["model"]
+        lines.append(f"model     {model['path']} (sha256 {model['sha256'][:12]})")
+    if "sampling" in plan:
+        settings = " ".join(
+            f"{k}={_setting(v)}" for k, v in plan["sampling"].items() if v is not None
+        )
+        lines.append(f"sampling  {settings}")
+    lines.append("writes    " + "\n          ".join(plan["outputs"]))
+    return "\n".join(lines)
+
+
+def _setting(value: object) -> str:
+    """A sampling setting in one word: groups as name:value pairs joined by commas."""
+    if isinstance(value, dict):
+        return ",".join(f"{k}:{_setting(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "/".join(str(v) for v in value)
+    return str(value)
 
 
 class TerminalReporter(Reporter):

@@ -22,11 +22,11 @@ from PIL import Image
 from torch import nn
 
 from geochange.errors import InputError
+from geochange.evaluation.fitting import fit
 from geochange.evaluation.metrics import confusion_matrix, per_class_iou
 
 MULTIPLE = 16
 """Image sides must be multiples of this (four 2x poolings); ``predict`` pads to it."""
-LOG_EVERY = 50
 BOOTSTRAP_DRAWS = 2000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -150,17 +150,12 @@ def train_detector(
     torch.manual_seed(seed)
     model = FCSiamDiff(width, dropout).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    recent: list[float] = []
-    for step in range(steps):
+
+    def step_loss(step: int) -> torch.Tensor:
         before, after, change = _batch(pairs, np.random.default_rng([seed, step]), batch_size, crop)
-        loss = F.cross_entropy(model(before, after), change, weight=weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        recent.append(loss.item())
-        if log is not None and (step + 1) % LOG_EVERY == 0:
-            log(f"detector step {step + 1}/{steps}: loss {np.mean(recent):.4f}")
-            recent.clear()
+        return F.cross_entropy(model(before, after), change, weight=weights)
+
+    fit("detector", optimizer, steps, step_loss, log)
     return model.eval()
 
 

@@ -49,10 +49,10 @@ from geochange.evaluation.segmenter import Segmenter, load_segmenter, predict, s
 from geochange.evaluation.segmenter import train_segmenter as fit_segmenter
 from geochange.example import write_example
 from geochange.inputs import open_inputs
-from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot
+from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot, pick_device
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.model.semantic_ldm import dropped_like
-from geochange.painting import Painter, SamplingOptions, pick_device, resolve_model
+from geochange.painting import Painter, SamplingOptions, resolve_model
 from geochange.plan import TILE, Block
 from geochange.synth import synthesize
 from geochange.training.data import HELDOUT_SIZE, Pair, TileDataset, find_pairs, open_tiles

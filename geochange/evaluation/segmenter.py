@@ -21,12 +21,12 @@ from torch import nn
 
 from geochange.classes import NODATA, NUM_CLASSES
 from geochange.errors import InputError
+from geochange.evaluation.fitting import fit
 
 SEGMENTER_KIND = "geochange-segmenter"
 """The ``kind`` in a saved segmenter's metadata, to tell it from other safetensors files."""
 MULTIPLE = 8
 """Image sides must be multiples of this (three 2x poolings); ``predict`` pads to it."""
-LOG_EVERY = 50
 
 
 class LabelledCrops(Protocol):
@@ -82,8 +82,8 @@ def train_segmenter(
     device = torch.device(device)
     segmenter = Segmenter(width).to(device).train()
     optimizer = torch.optim.AdamW(segmenter.parameters(), lr=lr)
-    recent: list[float] = []
-    for step in range(steps):
+
+    def step_loss(step: int) -> torch.Tensor:
         indices = np.random.default_rng([seed, step]).integers(0, len(dataset), batch_size)
         items = [dataset.item(int(i), step) for i in indices]
         images = torch.stack([image for image, _ in items]).to(device)
@@ -91,14 +91,9 @@ def train_segmenter(
         logits = segmenter(images)
         # A sum over the labelled pixels, not a mean: a batch of no data alone gives 0, not nan.
         loss = F.cross_entropy(logits, masks, ignore_index=NODATA, reduction="sum")
-        loss = loss / (masks != NODATA).sum().clamp(min=1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        recent.append(loss.item())
-        if log is not None and (step + 1) % LOG_EVERY == 0:
-            log(f"segmenter step {step + 1}/{steps}: loss {np.mean(recent):.4f}")
-            recent.clear()
+        return loss / (masks != NODATA).sum().clamp(min=1)
+
+    fit("segmenter", optimizer, steps, step_loss, log)
     return segmenter.eval()
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         build_unet,
         load_model,
         one_hot,
+        pick_device,
     )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "build_unet",
     "load_model",
     "one_hot",
+    "pick_device",
     "preset",
 ]
 _CONFIG_NAMES = {"PRESETS", "ModelConfig", "preset"}

@@ -441,6 +441,16 @@ def _stage_line(part: str, number: int, stage: Any) -> str:
     )
 
 
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when torch sees a GPU, else the CPU), ``cpu`` or ``cuda``; asking for CUDA
+    without a GPU is refused, not quietly run on the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but torch sees no CUDA GPU", "use --device cpu")
+    return torch.device(name)
+
+
 def load_model(folder: str | Path) -> SemanticLDM:
     """Rebuild a model saved with ``SemanticLDM.save_pretrained``, bit for bit."""
     folder = Path(folder)

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from geochange.classes import NODATA, PALETTE
 from geochange.errors import InputError
-from geochange.model import SemanticLDM, one_hot
+from geochange.model import SemanticLDM, one_hot, pick_device
 from geochange.training.crops import CropSource, augment
 
 LOSSES_FILE = "losses.csv"
@@ -57,13 +57,6 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 PreviewFn = Callable[[SemanticLDM, torch.Tensor, torch.Tensor], list[torch.Tensor]]
 Batches = Callable[[Sequence[int], int], tuple[torch.Tensor, torch.Tensor]]
 """(crop indices, variant) -> (images or latents, masks)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def train_diffusion(
@@ -96,7 +89,7 @@ def train_diffusion(
     """
     model.vae.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("vae.")]
-    target = resolve_device(device)
+    target = pick_device(device)
     # The same crops set the latent normalization now and the layout statistics at the end.
     images, masks = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
     if normalize_latents is None:
@@ -181,7 +174,7 @@ def train_autoencoder(
         resume,
         log or _quiet,
         ema_decay,
-        resolve_device(device),
+        pick_device(device),
         progress,
     )
     ema.training_summary["autoencoder"][-1]["decoder_only"] = decoder_only

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from geochange.errors import InputError
-from geochange.model import SemanticLDM, load_model, preset
+from geochange.model import SemanticLDM, load_model, pick_device, preset
 from geochange.training.crops import CropSource
 from geochange.writing.folder import MARKER, check_replaceable, output_path
 
@@ -95,8 +95,7 @@ def train(
 
     if part not in PARTS:
         raise InputError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA device is available", "use --device cpu")
+    pick_device(device)  # refused before any crop is read
     out = Path(output)
     if out.exists() and not resume:
         if not overwrite:

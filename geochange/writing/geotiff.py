@@ -182,15 +182,27 @@ def band_statistics(dataset: rasterio.DatasetReader) -> list[dict[str, str]]:
     return tags
 
 
+def landcover_geotiff(path: Path, grid: Grid, timestamp: str = "") -> StreamingGeoTIFF:
+    """A land-cover COG to stream OpenEarthMap codes into (0 no data, the class colours);
+    finish it with ``finish_landcover``."""
+    name = f"land cover {timestamp}".strip()
+    return StreamingGeoTIFF(path, grid, 0, f"{name} (OpenEarthMap codes)", gdal_colormap())
+
+
+def finish_landcover(raster: StreamingGeoTIFF, creation_options: dict[str, str]) -> Path:
+    """The COG with mode overviews (classes never blend) and its QGIS style beside it."""
+    path = raster.finish(creation_options, "MODE")
+    write_sidecar(path, landcover_qml())
+    return path
+
+
 def write_landcover(
     path: Path, grid: Grid, indices: np.ndarray, creation_options: dict[str, str] | None = None
 ) -> Path:
     """Write an in-memory land cover (class indices) as a styled COG with its ``.qml``."""
-    raster = StreamingGeoTIFF(path, grid, 0, "land cover (OpenEarthMap codes)", gdal_colormap())
+    raster = landcover_geotiff(path, grid)
     try:
         raster.write(Window(0, 0, grid.width, grid.height), to_codes(indices))
-        raster.finish(creation_options or {}, "MODE")
+        return finish_landcover(raster, creation_options or {})
     finally:
         raster.discard()
-    write_sidecar(path, landcover_qml())
-    return path

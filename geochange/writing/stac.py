@@ -25,6 +25,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Samp
 from rasterio.crs import CRS
 
 from geochange.classes import CLASS_NAMES, NODATA_CODE, PALETTE
+from geochange.writing import timestamps_in
 
 PROCESSING_SCHEMA = "https://stac-extensions.github.io/processing/v1.0.0/schema.json"
 WGS84 = CRS.from_epsg(4326)
@@ -162,16 +163,9 @@ def _crs_code(crs: CRS) -> str | None:
     return f"{authority[0]}:{authority[1]}" if authority else None
 
 
-def _timestamps(folder: Path) -> list[str]:
-    names = []
-    while (folder / f"t{len(names) + 1}_landcover.tif").is_file():
-        names.append(f"t{len(names) + 1}")
-    return names
-
-
 def _add_assets(item: pystac.Item, folder: Path, summary: dict, resolution: float) -> None:
     real_t1 = (summary.get("sampling") or {}).get("image")
-    stamps = _timestamps(folder)
+    stamps = timestamps_in(folder)
     for stamp in stamps:
         asset = _raster(item, folder, f"{stamp}_landcover", f"{stamp} land cover", resolution)
         asset.description = "OpenEarthMap codes 1-8, 0 = no data"

@@ -29,26 +29,19 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .layers import load_results
+from .listings import Entry, Listings, listings
 from .runner import run_cli
 
 ICON = Path(__file__).with_name("icon.png")
 
-SCHEMES = ("oem", "oem-index", "dubai", "worldcover", "second")
-SCHEME_LABELS = (
-    "oem: OpenEarthMap codes 1-8, 0 no data",
-    "oem-index: class indices 0-7",
-    "dubai: Dubai RGB or paletted masks",
-    "worldcover: ESA WorldCover",
-    "second: SECOND labels",
-)
 DEVICES = ("auto", "cpu", "cuda")
-EVENTS_DEFAULT = "building_add:count=30,deforestation:fraction=0.2"
-EVENT_NAMES = (
-    "building_add, building_remove, deforestation, regrowth, urban_expansion, road_add, flood, "
-    "water_recede, cropland_change, random"
-)
+DEFAULT_EVENTS = (("building_add", "count", "30"), ("deforestation", "fraction", "0.2"))
+"""The Events field's starting value, offered only where the command lists these events and
+parameters: a geochange that renamed them gets an empty field, not a run that fails."""
 
-# Result keys of the CLI and the Processing outputs they become.
+# Result keys of the CLI and the Processing outputs they become: Processing declares its
+# outputs before a run, so only the keys known here are declared; a file under any other key
+# in the command's result is still returned (as the key in capitals) and loaded as a layer.
 OUTPUT_KEYS = {
     "t1_landcover": "T1_LANDCOVER",
     "t2_landcover": "T2_LANDCOVER",
@@ -90,6 +83,46 @@ OPTION_FIELDS = {
 }
 
 
+LABEL_CHARS = 64
+"""The longest class-scheme choice: a longer description would widen the dialog past 1000 px
+(the help gives it whole)."""
+
+
+def scheme_label(scheme: Entry) -> str:
+    """``name: description``, cut at LABEL_CHARS."""
+    label = f"{scheme.name}: {scheme.description}"
+    return label if len(label) <= LABEL_CHARS else f"{label[: LABEL_CHARS - 1]}…"
+
+
+def schemes_help(schemes: tuple[Entry, ...]) -> str:
+    """The class schemes the command lists, one line each."""
+    lines = [
+        "Class scheme: what the values of the land-cover raster mean, as geochange classes "
+        "lists them; or a YAML file that maps them (Class scheme file)."
+    ]
+    lines += [f"- {s.name}: {s.description}" for s in schemes]
+    return "\n".join(lines)
+
+
+def default_events(events: tuple[Entry, ...]) -> str:
+    """DEFAULT_EVENTS as an --events value, or empty if the command lacks one of them."""
+    known = {event.name: event.parameters for event in events}
+    if all(param in known.get(name, ()) for name, param, _ in DEFAULT_EVENTS):
+        return ",".join(f"{name}:{param}={value}" for name, param, value in DEFAULT_EVENTS)
+    return ""
+
+
+def events_help(events: tuple[Entry, ...]) -> str:
+    """The events the command lists, one line each: name, parameters and what it does."""
+    if not events:
+        return "Events: a comma-separated list of event:parameter=value (see geochange events)."
+    example = default_events(events) or events[0].name
+    lines = [f"Events: a comma-separated list such as {example}. The events and their parameters:"]
+    lines += [f"- {e.name} ({', '.join(e.parameters)}): {e.description}" for e in events]
+    lines.append("The command geochange events lists their defaults and ranges.")
+    return "\n".join(lines)
+
+
 def _advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
     parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return parameter
@@ -103,6 +136,7 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
 
     def __init__(self) -> None:
         super().__init__()
+        self.listed = Listings()
         self._files: dict[str, str] = {}
         self._results: dict[str, Any] = {}
         self._load = False
@@ -118,10 +152,20 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
         return QIcon(str(ICON))
 
     def initAlgorithm(self, config: dict | None = None) -> None:
+        """The parameters; the class schemes and the events come from the command's listings
+        (their order is the command's, so an index keeps its meaning while it lists the same
+        names). With no listing, CLASSES is left optional so the dialog shows the reason
+        (checkParameterValues) rather than a bare "missing value"."""
+        self.listed = listings()
+        schemes = self.listed.schemes
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Land-cover raster"))
         self.addParameter(
             QgsProcessingParameterEnum(
-                "CLASSES", "Class scheme", options=SCHEME_LABELS, defaultValue=0
+                "CLASSES",
+                "Class scheme",
+                options=[scheme_label(s) for s in schemes],
+                defaultValue=0 if schemes else None,
+                optional=not schemes,
             )
         )
         self.addParameter(
@@ -138,7 +182,7 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterString(
                 "EVENTS",
                 "Events",
-                defaultValue=EVENTS_DEFAULT,
+                defaultValue=default_events(self.listed.events),
                 optional=True,
             )
         )
@@ -227,6 +271,23 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             else:
                 self.addOutput(QgsProcessingOutputRasterLayer(output, title))
 
+    def checkParameterValues(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """Refuses to run, saying why, when the command could not list its events and schemes."""
+        if self.listed.error:
+            return False, self.listed.error
+        return super().checkParameterValues(parameters, context)
+
+    def help_prefix(self) -> str:
+        """The reason the command could not be asked, to head the help."""
+        if not self.listed.error:
+            return ""
+        return (
+            "The geochange command could not be asked for its events and class schemes, so "
+            f"this dialog cannot offer them: {self.listed.error}\n"
+        )
+
     def add_command_parameters(self) -> None:
         """Parameters only this subcommand has."""
 
@@ -269,11 +330,8 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
                 f"The land-cover layer {layer.name()} is not a file: save it as a GeoTIFF "
                 "(Export › Save As…) and choose that"
             )
-        classes = (
-            self.parameterAsFile(parameters, "CLASSES_FILE", context)
-            or SCHEMES[self.parameterAsEnum(parameters, "CLASSES", context)]
-        )
-        args = [self.command, layer.source(), "--classes", classes, "-o", str(output)]
+        args = [self.command, layer.source(), "--classes", self._classes(parameters, context)]
+        args += ["-o", str(output)]
         events = self.parameterAsString(parameters, "EVENTS", context).strip()
         if events:
             args += ["--events", events]
@@ -304,6 +362,17 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
             args.append("--overwrite")
         return args + self.command_arguments(parameters, context)
 
+    def _classes(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """The --classes value: the YAML file if given, else the chosen scheme's name."""
+        path = self.parameterAsFile(parameters, "CLASSES_FILE", context)
+        if path:
+            return path
+        schemes = self.listed.schemes
+        index = self.parameterAsEnum(parameters, "CLASSES", context)
+        if not 0 <= index < len(schemes):
+            raise QgsProcessingException(self.listed.error or "No class scheme (CLASSES)")
+        return schemes[index].name
+
     def processAlgorithm(
         self,
         parameters: dict[str, Any],
@@ -321,7 +390,8 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
                 "(OUTPUT), or tick Replace an existing output folder (OVERWRITE)"
             )
         args = self.arguments(parameters, context, feedback, output)
-        result = run_cli(args, feedback, self.stages, fields=OPTION_FIELDS)
+        schemes = [scheme.name for scheme in self.listed.schemes]
+        result = run_cli(args, feedback, self.stages, fields=OPTION_FIELDS, values=schemes)
         self._files = {key: str(path) for key, path in result.get("files", {}).items()}
         self._load = self.parameterAsBoolean(parameters, "LOAD_RESULTS", context)
         temporary = Path(QgsProcessingUtils.tempFolder()) in output.parents
@@ -333,9 +403,8 @@ class GeochangeAlgorithm(QgsProcessingAlgorithm):
                 f"{changes.get('area_m2_by_event', {})}"
             )
         self._results = {"OUTPUT": str(output)}
-        for key, name in OUTPUT_KEYS.items():
-            if key in self._files:
-                self._results[name] = self._files[key]
+        for key, path in self._files.items():
+            self._results[OUTPUT_KEYS.get(key, key.upper())] = path
         return self._results
 
     def postProcessAlgorithm(
@@ -357,11 +426,12 @@ class SimulateAlgorithm(GeochangeAlgorithm):
 
     def shortHelpString(self) -> str:
         return (
+            f"{self.help_prefix()}"
             "Simulates change events on a land-cover raster with the geochange command and "
             "loads the land cover before (t1) and after (t2), the change mask and the change "
             "polygons (styled by event).\n"
-            f"Events: a comma-separated list such as {EVENTS_DEFAULT}. Events: {EVENT_NAMES}; "
-            "the command geochange events lists their parameters.\n"
+            f"{schemes_help(self.listed.schemes)}\n"
+            f"{events_help(self.listed.events)}\n"
             "Drawn changes: a polygon layer with a text field to_class (a class name such as "
             "water, or a code 1-8) and an optional field event (a label); each polygon becomes "
             "that class. Confine events to polygons: the events change land inside them only.\n"
@@ -383,6 +453,7 @@ class SynthAlgorithm(GeochangeAlgorithm):
 
     def shortHelpString(self) -> str:
         return (
+            f"{self.help_prefix()}"
             "Simulates change events like Simulate land-cover change, then paints the before "
             "(t1) and after (t2) RGB images with a semantic latent diffusion model and loads "
             "them with the land cover and change layers.\n"

@@ -19,7 +19,9 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor
 
 # One colour per event, unlike the land-cover palette so the polygons stand out over it, and
-# unlike each other (CIELAB distance >= 40) and the white legend panel (>= 40).
+# unlike each other (CIELAB distance >= 40) and the white legend panel (>= 40). Presentation
+# only: the events are those in the changes layer's event field, and one not named here gets a
+# FALLBACK_COLOURS colour.
 EVENT_COLOURS = {
     "building_add": "#ff00ff",
     "building_remove": "#ff9900",
@@ -34,9 +36,12 @@ EVENT_COLOURS = {
 }
 FALLBACK_COLOURS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#8c564b", "#9467bd")
 
-# Order in the group, top first; only the layers named in VISIBLE are switched on, so the map
-# shows the change polygons over the "after" state.
+# Order in the group, top first, of the outputs known here; any other GeoTIFF or GeoPackage in
+# the command's result follows them, titled by its key. Only the change polygons and the
+# "after" state are switched on, so the map shows the one over the other.
 ORDER = ("changes", "change", "t2_landcover", "t1_landcover", "t2", "t1")
+LAYER_SUFFIXES = {".tif": "raster", ".gpkg": "vector"}
+"""The files of a result that are layers; run.json, item.json or preview.png are not."""
 TITLES = {
     "changes": "change polygons",
     "change": "change mask",
@@ -91,16 +96,19 @@ def load_results(
     has_images = "t2" in files
     visible = {"changes", "t2" if has_images else "t2_landcover"}
     layers = []
-    for key in ORDER:
-        if key not in files:
-            continue
+    for key in sorted(files, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
         path = Path(files[key])
-        if key == "changes":
-            layer: QgsMapLayer = QgsVectorLayer(f"{path}|layername=changes", TITLES[key], "ogr")
+        kind = LAYER_SUFFIXES.get(path.suffix.lower())
+        if kind is None:
+            continue
+        title = TITLES.get(key, key.replace("_", " "))
+        if kind == "vector":
+            uri = f"{path}|layername=changes" if key == "changes" else str(path)
+            layer: QgsMapLayer = QgsVectorLayer(uri, title, "ogr")
             if layer.isValid():
                 style_changes(layer)
         else:
-            layer = _raster(path, TITLES[key], feedback)
+            layer = _raster(path, title, feedback)
         if not layer.isValid():
             if feedback is not None:
                 feedback.pushWarning(f"Could not load {path} as a layer")

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -29,13 +30,20 @@ INSTALL_HINT = (
 )
 """Said after the reason whenever the command cannot be found or started."""
 
-NAMED_VALUES = "oem|oem-index|dubai|worldcover|second|auto|cpu|cuda|default|none|mild|realistic"
-FLAG_VALUE = re.compile(
-    r"`?(?<![\w-])(--[a-z][a-z-]*|-o)(?![\w-])"
-    rf"(?: ((?:{NAMED_VALUES})(?![\w-])|[^\s`,;()]*[0-9:=/.][^\s`,;()]*))?`?"
-)
-"""A command-line option in a message, with the value that follows it: a word the options take
-or a token holding a digit, ``:``, ``=``, ``/`` or ``.`` (not the English word after it)."""
+OPTION_WORDS = ("auto", "cpu", "cuda", "default", "none", "mild", "realistic")
+"""Words that --device, --model and the acquisition presets take; the class schemes come from
+``geochange classes`` (listings.py) and are given to in_user_terms."""
+
+
+def option_pattern(values: Iterable[str] = ()) -> re.Pattern:
+    """A command-line option in a message, with the value that follows it: one of ``values``
+    or OPTION_WORDS, or a token holding a digit, ``:``, ``=``, ``/`` or ``.`` (not the English
+    word after it)."""
+    words = "|".join(re.escape(word) for word in (*values, *OPTION_WORDS))
+    return re.compile(
+        r"`?(?<![\w-])(--[a-z][a-z-]*|-o)(?![\w-])"
+        rf"(?: ((?:{words})(?![\w-])|[^\s`,;()]*[0-9:=/.][^\s`,;()]*))?`?"
+    )
 
 
 # Paths QGIS sets for its own GDAL, PROJ and Python; the CLI's rasterio wheel ships its own data,
@@ -85,9 +93,10 @@ def find_executable() -> str:
     return found
 
 
-def in_user_terms(message: str, fields: dict[str, str]) -> str:
+def in_user_terms(message: str, fields: dict[str, str], values: Sequence[str] = ()) -> str:
     """``message`` with the command's options named as the dialog names them: ``--classes
-    dubai`` becomes ``Class scheme (CLASSES) = dubai``; options not in ``fields`` stay."""
+    dubai`` becomes ``Class scheme (CLASSES) = dubai`` when dubai is one of ``values``;
+    options not in ``fields`` stay."""
 
     def field(match: re.Match) -> str:
         option, value = match.group(1), match.group(2)
@@ -95,7 +104,7 @@ def in_user_terms(message: str, fields: dict[str, str]) -> str:
             return match.group(0)
         return fields[option] if value is None else f"{fields[option]} = {value}"
 
-    return FLAG_VALUE.sub(field, message)
+    return option_pattern(values).sub(field, message)
 
 
 def clean_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -148,13 +157,15 @@ def run_cli(
     stages: tuple[str, ...] = ("scan", "events", "write", "finish"),
     executable: str | None = None,
     fields: dict[str, str] | None = None,
+    values: Sequence[str] = (),
 ) -> dict:
     """Runs ``geochange ARGUMENTS --json`` and returns its ``result`` object.
 
     Progress goes to the feedback's bar, warnings to its log; an ``error`` line, a failed start
     or a cancel raise QgsProcessingException, whose message names options as ``fields`` says
-    (the dialog's names for the command's options). The feedback's isCanceled() is polled while
-    the command runs, so a silent command (e.g. loading a model) can still be cancelled.
+    (the dialog's names for the command's options), with the words in ``values`` (and
+    OPTION_WORDS) taken as option values. The feedback's isCanceled() is polled while the
+    command runs, so a silent command (e.g. loading a model) can still be cancelled.
     """
     fields = fields or {}
     executable = executable or find_executable()
@@ -215,7 +226,7 @@ def run_cli(
                     feedback.setProgressText(f"geochange: {message.get('stage')}")
                 feedback.setProgress(percent)
             elif kind == "warning":
-                feedback.pushWarning(in_user_terms(str(message.get("message", "")), fields))
+                feedback.pushWarning(in_user_terms(str(message.get("message", "")), fields, values))
             elif kind == "error":
                 error = str(message.get("message", "unknown error"))
             elif kind == "result":
@@ -228,7 +239,7 @@ def run_cli(
     if log:
         feedback.pushConsoleInfo(log)
     if error is not None:
-        raise QgsProcessingException(in_user_terms(error, fields))
+        raise QgsProcessingException(in_user_terms(error, fields, values))
     if returncode != 0:
         tail = "\n".join(log.splitlines()[-15:])
         if not seen_json:

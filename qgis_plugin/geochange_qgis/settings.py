@@ -15,6 +15,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
+from . import listings
 from .runner import SETTINGS_KEY, clean_environment, find_executable
 
 
@@ -48,7 +49,9 @@ class SettingsDialog(QDialog):
         layout.addWidget(buttons)
 
     def accept(self) -> None:
+        """Saves the path and drops the listings of the command, which may now be another."""
         QgsSettings().setValue(SETTINGS_KEY, self.path.filePath().strip())
+        listings.forget()
         super().accept()
 
     def test(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsSettings
+from qgis.core import QgsApplication, QgsSettings
+from qgis.PyQt.QtWidgets import QScrollArea
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 REPO = PLUGIN_ROOT.parent
@@ -38,6 +40,19 @@ def geochange_executable() -> str:
     if not path.is_file() or not os.access(path, os.X_OK):
         pytest.skip(f"no geochange executable at {path} (set GEOCHANGE_EXECUTABLE or make venv)")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def cli_listing(geochange_executable: str) -> dict[str, list[dict]]:
+    """What the real CLI lists, asked without the plugin: ``{"events": [..], "classes": [..]}``."""
+    return {
+        command: json.loads(
+            subprocess.run(
+                [geochange_executable, command, "--json"], check=True, capture_output=True
+            ).stdout
+        )
+        for command in ("events", "classes")
+    }
 
 
 @pytest.fixture
@@ -105,3 +120,21 @@ def plugin(qgis_iface, qgis_processing) -> Iterator[GeochangePlugin]:
     loaded.initGui()
     yield loaded
     loaded.unload()
+
+
+def assert_dialog_fits_1000_px(plugin: GeochangePlugin, algorithm: str) -> None:
+    """No horizontal scrolling and no clipped field in the 1000-px-wide dialog of ``algorithm``
+    (the interface must have a browser model, as the QGIS window has)."""
+    plugin.open_dialog(algorithm)
+    dialog = plugin.dialog
+    try:
+        dialog.resize(1000, 800)
+        for _ in range(30):
+            QgsApplication.processEvents()
+        areas = [a for a in dialog.findChildren(QScrollArea) if a.isVisible()]
+        assert areas
+        for area in areas:
+            assert area.horizontalScrollBar().maximum() == 0
+            assert area.widget().sizeHint().width() <= area.viewport().width()
+    finally:
+        dialog.close()

@@ -108,7 +108,11 @@ def test_error_names_the_dialog_fields_not_the_command_options(tmp_path):
     script = fake_cli(tmp_path, f"printf '%s\\n' '{line}'\nexit 2\n")
     with pytest.raises(QgsProcessingException) as raised:
         run_cli(
-            ["simulate", "r.tif"], QgsProcessingFeedback(), executable=script, fields=OPTION_FIELDS
+            ["simulate", "r.tif"],
+            QgsProcessingFeedback(),
+            executable=script,
+            fields=OPTION_FIELDS,
+            values=["oem", "dubai"],
         )
     text = str(raised.value)
     assert text.startswith("values 3, 9 are not in scheme oem")
@@ -116,6 +120,18 @@ def test_error_names_the_dialog_fields_not_the_command_options(tmp_path):
     assert "Output CRS (CRS) = EPSG:32633 or Pixel size (GSD) = 0.5" in text
     assert "Replace an existing output folder (OVERWRITE)" in text
     assert "--" not in text
+
+
+def test_listed_values_are_taken_whole_with_their_option():
+    """A scheme name is a value only when listed (it holds no digit, '=' or '/')."""
+    message = "try --classes oem-index"
+    assert in_user_terms(message, OPTION_FIELDS, ["oem", "oem-index"]) == (
+        "try Class scheme (CLASSES, CLASSES_FILE) = oem-index"
+    )
+    assert (
+        in_user_terms(message, OPTION_FIELDS)
+        == "try Class scheme (CLASSES, CLASSES_FILE) oem-index"
+    )
 
 
 def test_options_without_a_field_stay_as_they_are():
