@@ -20,6 +20,7 @@ every region or piece that is small lies wholly inside the window that decides o
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rasterio import features
@@ -27,8 +28,10 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from geochange.classes import NUM_CLASSES
-from geochange.plan import Plan
-from geochange.scratch import ScratchRaster
+
+if TYPE_CHECKING:
+    from geochange.plan import Plan
+    from geochange.scratch import ScratchRaster
 
 
 def min_pixels(min_area_m2: float, pixel_size_m: tuple[float, float]) -> int:

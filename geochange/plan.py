@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rasterio.windows import Window
 
-from geochange.grid import Grid
+if TYPE_CHECKING:
+    from geochange.grid import Grid
 
 TILE = 512
 """Internal tile size of every output GeoTIFF; blocks are multiples of it."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyogrio
@@ -47,11 +47,10 @@ from geochange.clean import clean, min_pixels
 from geochange.defaults import DEFAULT_BLOCK
 from geochange.distributed import Scheduler
 from geochange.errors import InputError
-from geochange.events import Event, EventWindow, RegionStats
+from geochange.events.base import Event, EventWindow, RegionStats
 from geochange.events.stats import measure_buildings
 from geochange.grid import Grid
 from geochange.hashing import file_sha256
-from geochange.inputs import Inputs
 from geochange.manifest import Manifest, run_key
 from geochange.plan import Block, Plan, make_plan
 from geochange.report import Reporter
@@ -71,6 +70,9 @@ from geochange.writing.polygons import ChangePolygonWriter
 from geochange.writing.preview import write_preview
 from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
 from geochange.writing.stac import write_item
+
+if TYPE_CHECKING:
+    from geochange.inputs import Inputs
 
 CHANGED, UNCHANGED, CHANGE_NODATA = 1, 0, 255
 GPKG_DATE = "1970-01-01T00:00:00.000Z"

@@ -8,11 +8,14 @@ in memory; intermediate rasters live in raw scratch files inside the partial out
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geochange.distributed import Scheduler
-from geochange.inputs import Inputs
 from geochange.report import Reporter
 from geochange.run import DEFAULT_BLOCK, Result, Run
+
+if TYPE_CHECKING:
+    from geochange.inputs import Inputs
 
 
 def simulate(

@@ -9,14 +9,17 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from geochange.distributed import Scheduler
-from geochange.inputs import Inputs
 from geochange.painting import ImageOnGrid, SamplingOptions, open_painter
 from geochange.report import Reporter
 from geochange.run import DEFAULT_BLOCK, Result, Run
+
+if TYPE_CHECKING:
+    from geochange.inputs import Inputs
 
 
 def synthesize(
