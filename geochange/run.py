@@ -93,7 +93,10 @@ OUTPUTS = (
 
 
 class ImagePass(Protocol):
-    """A pass that paints images from the run's land cover (``geochange.synth.Painter``)."""
+    """A pass that paints images from the run's land cover (``geochange.painting.Painter``)."""
+
+    seed: int
+    """The seed its noise is drawn from: the run's, so one seed makes one output."""
 
     def fingerprint(self) -> dict:
         """What the painted pixels depend on besides the land cover (part of the resume key)."""
@@ -150,6 +153,8 @@ class Run:
         counts."""
         if timestamps < 2:
             raise InputError("--timestamps must be at least 2")
+        if images is not None and images.seed != seed:
+            raise ValueError(f"the image pass draws from seed {images.seed}, the run {seed}")
         check_creation_options(creation_options or {})
         self.inputs = inputs
         self.output = output_path(output)

@@ -303,3 +303,18 @@ def test_masked_values_are_no_data_and_an_empty_change_is_written(tmp_path):
     polygons = gpd.read_file(result.output / "changes.gpkg", layer="changes")
     assert len(polygons) == 0 and "area_m2" in polygons.columns
     assert result.summary["changes"]["polygons"] == 0
+
+
+def test_a_run_and_its_image_pass_draw_from_one_seed(town_tif, tmp_path):
+    """The seed is given once: an image pass holding another one is refused before anything
+    is written, so a run's outputs never mix two seeds."""
+    from types import SimpleNamespace
+
+    from geochange.run import Run
+
+    images = SimpleNamespace(seed=0, fingerprint=dict)
+    with open_inputs(town_tif, events="regrowth") as inputs:
+        with pytest.raises(ValueError, match="seed 0, the run 1"):
+            Run(inputs, tmp_path / "out", seed=1, images=images)
+        Run(inputs, tmp_path / "out", seed=0, images=images)
+    assert not (tmp_path / "out").exists()
