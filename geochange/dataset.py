@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -67,7 +66,7 @@ from geochange.report import Reporter
 from geochange.seeds import ACQUISITION, child_seed
 from geochange.training.data import DEFAULT_SCHEMES, find_pairs
 from geochange.versions import versions
-from geochange.writing.folder import FolderLock, check_replaceable, output_path, publish
+from geochange.writing.folder import OutputFolder
 
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "levir": ("A", "B", "label"),
@@ -385,12 +384,13 @@ def write_pairs(
         "source": source.describe(),
         "model": {**painter.fingerprint(), "device": str(painter.device)},
     }
-    folder = PartialFolder(output, overwrite, resume, [source.root])
+    folder = OutputFolder(output, overwrite, resume, [source.root], keep_unfinished=True)
     with folder as partial_dir:
-        done = folder.start(parameters)
-        if folder.redone:
+        pair_log = PairLog(partial_dir)
+        done = pair_log.start(parameters)
+        if pair_log.redone:
             reporter.warning(
-                f"{folder.redone} finished pairs of the unfinished run were lost or damaged "
+                f"{pair_log.redone} finished pairs of the unfinished run were lost or damaged "
                 "since (their files no longer match); they are made again"
             )
         todo = [i for i in range(pairs) if i not in done]
@@ -408,7 +408,7 @@ def write_pairs(
         try:
             for result in scheduler.imap(partial(make_pair, maker), jobs):
                 done[result.job.index] = _write_pair(partial_dir, layout, result, len(events))
-                folder.log(done[result.job.index])
+                pair_log.log(done[result.job.index])
                 model_s += result.model_s
                 reporter.advance()
         except BaseException:
@@ -432,6 +432,7 @@ def write_pairs(
         }
         _write_pairs_csv(partial_dir / "pairs.csv", records, source, events)
         (partial_dir / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
+        pair_log.close()
     return DatasetResult(folder.path, summary)
 
 
@@ -582,58 +583,15 @@ def _write_pairs_csv(
             )
 
 
-class PartialFolder:
-    """Folder ``path`` written through a hidden ``.NAME.partial`` folder renamed at the end.
+class PairLog:
+    """The finished pairs of a run, logged in its partial folder so ``resume`` can go on:
+    the run's parameters (a resume with others is refused) and one line per pair with the
+    checksums of its files."""
 
-    As ``geochange.writing.folder.OutputFolder``, except that a stopped run keeps the partial
-    folder, with the log of its finished pairs, for ``resume``. A lock keeps two runs out of it.
-    """
-
-    def __init__(
-        self, path: str | Path, overwrite: bool, resume: bool, inputs: Sequence[Path] = ()
-    ) -> None:
-        """Takes the lock, then checks; ``inputs`` are folders an overwrite must not delete."""
-        self.path = output_path(path)
-        self.partial = self.path.parent / f".{self.path.name}.partial"
-        self.resume = resume
+    def __init__(self, partial: Path) -> None:
+        self.partial = partial
         self.redone = 0
         """Pairs logged as done whose files were lost or damaged since: made again."""
-        if overwrite and resume:
-            raise InputError(
-                "--overwrite and --resume exclude each other",
-                "--resume goes on with an unfinished run, --overwrite starts over",
-            )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FolderLock(self.path)
-        self._lock.acquire()
-        try:
-            self._check(overwrite, inputs)
-        except BaseException:
-            self._lock.release()
-            raise
-
-    def _check(self, overwrite: bool, inputs: Sequence[Path]) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"output {self.path} exists and is not a folder")
-        if self.path.exists() and not overwrite:
-            finished = " and is finished: there is nothing to resume" if self.resume else ""
-            raise InputError(
-                f"output folder {self.path} already exists{finished}",
-                "choose another -o/--output or add --overwrite to replace it",
-            )
-        if self.path.exists():
-            check_replaceable(self.path, inputs)
-        if self.partial.is_dir() and not (self.resume or overwrite):
-            raise InputError(
-                f"an unfinished run of {self.path} is in {self.partial}",
-                "add --resume to go on with it, or --overwrite to start over",
-            )
-
-    def __enter__(self) -> Path:
-        if not self.resume:
-            shutil.rmtree(self.partial, ignore_errors=True)
-        self.partial.mkdir(exist_ok=True)
-        return self.partial
 
     def start(self, parameters: dict) -> dict[int, dict]:
         """The records of the pairs already done; a resume with other ``parameters`` is refused.
@@ -681,14 +639,10 @@ class PartialFolder:
             stream.flush()
             os.fsync(stream.fileno())
 
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        try:
-            if exc_type is None:
-                (self.partial / LOG).unlink()
-                (self.partial / PARAMS).unlink()
-                publish(self.partial, self.path)
-        finally:
-            self._lock.release()
+    def close(self) -> None:
+        """Every pair is written: the log is not part of the dataset."""
+        (self.partial / LOG).unlink()
+        (self.partial / PARAMS).unlink()
 
 
 def _sha256(path: Path) -> str | None:

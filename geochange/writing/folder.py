@@ -2,8 +2,9 @@
 
 Everything is written into a hidden sibling folder, which is renamed to the requested name once
 the run has finished, so a folder with the requested name is always a finished one. A run that
-fails or is interrupted (Ctrl-C, SIGTERM) removes its hidden folder; one that is killed outright
-leaves it behind, and ``resume`` continues it.
+fails or is interrupted (Ctrl-C, SIGTERM) removes its hidden folder, unless what it holds is
+finished work (``keep_unfinished``: the pairs of ``dataset``); one that is killed outright leaves
+it behind, and ``resume`` continues it.
 
 One output folder, one run: a lock beside it is taken before anything else is looked at, so
 two runs cannot both find the folder free. Replacing a folder is refused unless geochange wrote
@@ -165,6 +166,9 @@ class OutputFolder:
 
     The lock is taken on construction; a caller that fails before entering calls
     ``release``. ``inputs`` are the files the run reads, which an overwrite must not delete.
+    ``keep_unfinished`` keeps the partial folder of a run that fails or is interrupted, for
+    ``resume`` (``dataset``: every pair in it is finished work); otherwise only a run killed
+    outright leaves one.
     """
 
     def __init__(
@@ -173,10 +177,17 @@ class OutputFolder:
         overwrite: bool = False,
         resume: bool = False,
         inputs: Iterable[str | Path] = (),
+        keep_unfinished: bool = False,
     ) -> None:
+        if overwrite and resume:
+            raise InputError(
+                "--overwrite and --resume exclude each other",
+                "--resume goes on with an unfinished run, --overwrite starts over",
+            )
         self.path = output_path(path)
         self.overwrite = overwrite
         self.resume = resume
+        self.keep_unfinished = keep_unfinished
         self.partial = self.path.parent / f".{self.path.name}.partial"
         parent = self.path.parent
         existing = next(p for p in (parent, *parent.parents) if p.exists())
@@ -202,15 +213,16 @@ class OutputFolder:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"output {self.path} exists and is not a folder")
         if self.path.exists() and not self.overwrite and not (self.resume and unfinished):
+            finished = " and is finished: there is nothing to resume" if self.resume else ""
             raise InputError(
-                f"output folder {self.path} already exists",
+                f"output folder {self.path} already exists{finished}",
                 "choose another -o/--output or add --overwrite to replace it",
             )
         if self.path.exists():
             check_replaceable(self.path, inputs)
         if unfinished and not (self.resume or self.overwrite):
             raise InputError(
-                f"an unfinished run of {self.path} is in {self.partial} (it was killed)",
+                f"an unfinished run of {self.path} is in {self.partial} (it was stopped)",
                 "add --resume to continue it, or --overwrite to start over",
             )
 
@@ -249,7 +261,8 @@ class OutputFolder:
             if exc_type is None:
                 publish(self.partial, self.path)
                 return
-            shutil.rmtree(self.partial, ignore_errors=True)
+            if not self.keep_unfinished:
+                shutil.rmtree(self.partial, ignore_errors=True)
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 raise InputError(
                     f"the disk holding {self.path.parent} is full; nothing was written",
