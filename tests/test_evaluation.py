@@ -10,7 +10,13 @@ import pytest
 import rasterio
 import torch
 
-from geochange.evaluation.quality import SegmenterRecipe, evaluate, heldout_crops
+from geochange.evaluation.quality import (
+    Crop,
+    SegmenterRecipe,
+    autoencoder_scores,
+    evaluate,
+    heldout_crops,
+)
 from geochange.evaluation.segmenter import load_segmenter
 from geochange.model import SemanticLDM, preset
 from geochange.painting import SamplingOptions
@@ -28,6 +34,22 @@ def test_heldout_crops_are_the_heldout_squares(shared_data: Path):
         )
     np.testing.assert_array_equal(crops[0].image, corner)
     assert all(c.image.dtype == np.uint8 and c.image.shape == (3, 256, 256) for c in crops)
+
+
+def test_autoencoder_scores_tell_a_blurring_autoencoder_from_a_faithful_one():
+    """The sharpness ratio is 1 for a reconstruction that keeps every pixel and well below 1
+    for one that keeps only 8x8 means (what a weak decoder draws), whatever PSNR says."""
+    image = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    crops = [Crop("noise", image, np.zeros((64, 64), np.uint8))]
+    model = SemanticLDM(preset("tiny"))
+    model.encode = lambda x: x
+    model.decode = lambda z: z
+    faithful = autoencoder_scores(model, crops)["noise"]
+    assert faithful["sharpness_ratio"] == pytest.approx(1.0, abs=1e-3)
+    model.encode = lambda x: torch.nn.functional.avg_pool2d(x, 8)
+    model.decode = lambda z: torch.nn.functional.interpolate(z, scale_factor=8, mode="bilinear")
+    blurred = autoencoder_scores(model, crops)["noise"]
+    assert blurred["sharpness_ratio"] < 0.1 and blurred["psnr_db"] < faithful["psnr_db"]
 
 
 @pytest.mark.slow  # ~70 s on 2 busy cores; tests/test_quality_realism.py checks its parts

@@ -19,7 +19,6 @@ from geochange.training.data import HELDOUT_SIZE, MixedTiles, TileDataset, open_
 from geochange.training.loops import (
     LatentCache,
     autoencoder_loss,
-    edge_strength,
     read_losses,
     reconstruction_loss,
     train_diffusion,
@@ -147,8 +146,7 @@ def test_autoencoder_loss_reaches_the_encoder(changes: dict):
 
 def test_reconstruction_loss_charges_a_blur_for_its_lost_edges():
     """A 3x3 box blur of a checkerboard and a uniform shift: only the blur loses edges, so only
-    the blur pays more than its pixel error; and a checkerboard out of phase (every edge in the
-    wrong place, as strong as the real ones) pays no texture term, the blur does."""
+    the blur pays more than its pixel error."""
     board = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 1.0 - 0.5
     images = board.expand(1, 3, 16, 16)
     blurred = torch.nn.functional.avg_pool2d(
@@ -162,10 +160,6 @@ def test_reconstruction_loss_charges_a_blur_for_its_lost_edges():
     shift = images + 0.3
     assert reconstruction_loss(shift, images) == pytest.approx(pixel_cost(shift).item())
     assert reconstruction_loss(blurred, images) > pixel_cost(blurred) + 0.2
-    flipped = -images
-    texture = edge_strength(flipped) - edge_strength(images)
-    assert texture.abs().max() < 1e-6
-    assert (edge_strength(blurred) < 0.8 * edge_strength(images)).all()
 
 
 def test_latent_cache_matches_encoding_unaugmented_crops(shared_data: Path):

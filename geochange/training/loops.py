@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, VQModel
 from PIL import Image
 from safetensors.torch import load_file, save_file
@@ -43,12 +42,6 @@ KL_WEIGHT = 1e-6
 GRADIENT_WEIGHT = 1.0
 """Weight of the image-gradient term: L1 and L2 alone are met best by a blur, which the
 gradient term penalizes (the sharpness ratio of the quality report)."""
-TEXTURE_WEIGHT = 2.0
-"""Weight of the texture term: how much edge there is in each ``TEXTURE_CELL`` square must
-match, wherever in it the edges lie. Where the latents cannot say where a fine edge goes, the
-pixel and gradient terms still pay least for a blur; this term pays the blur for its missing
-edges, so the decoder draws texture of the right strength instead."""
-TEXTURE_CELL = 8
 LATENT_MAKERS = ("encoder.", "quant_conv.", "quantize.")
 """Autoencoder parameter prefixes that shape the latents (frozen by ``decoder_only``)."""
 
@@ -201,21 +194,14 @@ def autoencoder_loss(
 
 
 def reconstruction_loss(decoded: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """L1 + L2 of the pixels, L1 of their horizontal and vertical differences, and L1 of the
-    local edge strength (``edge_strength``): a blur that keeps the means costs through its lost
-    edges, a uniform shift in level only through L1/L2."""
+    """L1 + L2 of the pixels and L1 of their horizontal and vertical differences: a blur that
+    keeps the means costs through its lost edges, a uniform shift in level only through L1/L2.
+
+    (A term matching the local edge strength instead of the edges themselves was tried: it
+    raised the sharpness ratio to 0.89 by drawing a regular stripe texture into smooth land.)"""
     error = decoded - images
     edges = (error.diff(dim=-1).abs().mean() + error.diff(dim=-2).abs().mean()) / 2
-    texture = (edge_strength(decoded) - edge_strength(images)).abs().mean()
-    pixels = error.abs().mean() + error.square().mean()
-    return pixels + GRADIENT_WEIGHT * edges + TEXTURE_WEIGHT * texture
-
-
-def edge_strength(images: torch.Tensor) -> torch.Tensor:
-    """Mean absolute horizontal + vertical difference per ``TEXTURE_CELL`` square and band."""
-    across = F.pad(images.diff(dim=-1).abs(), (0, 1))
-    down = F.pad(images.diff(dim=-2).abs(), (0, 0, 0, 1))
-    return F.avg_pool2d(across + down, TEXTURE_CELL, ceil_mode=True)
+    return error.abs().mean() + error.square().mean() + GRADIENT_WEIGHT * edges
 
 
 def _run(
