@@ -19,8 +19,6 @@ folder is renamed to ``OUT`` when the last pair is written.
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import json
 import os
 import time
@@ -31,16 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from rasterio.enums import ColorInterp
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
-from geochange.acquisition import Acquisition, apply_acquisition
 from geochange.classes import (
     CLASS_NAMES,
     NODATA,
-    NUM_CLASSES,
     PALETTE,
     ClassScheme,
     load_scheme,
@@ -48,43 +43,29 @@ from geochange.classes import (
 )
 from geochange.distributed import Scheduler
 from geochange.errors import InputError
-from geochange.events import Event, EventWindow, RegionStats, parse_events
-from geochange.events.stats import measure_buildings
+from geochange.events import Event, parse_events
 from geochange.grid import Grid, open_raster
 from geochange.hashing import file_sha256
 from geochange.manifest import run_key
-from geochange.painting import (
-    BlockJob,
-    Painter,
-    PainterSpec,
-    SamplingOptions,
-    open_painter,
-    paint_task,
+from geochange.painting import Painter, SamplingOptions, open_painter
+from geochange.pairs import (
+    LAYOUTS,
+    SPLITS,
+    PairJob,
+    PairMaker,
+    make_pair,
+    write_pair,
 )
-from geochange.plan import Block
 from geochange.report import Reporter
-from geochange.seeds import ACQUISITION, child_seed
 from geochange.training.data import DEFAULT_SCHEMES, find_pairs
 from geochange.versions import versions
 from geochange.writing.folder import OutputFolder
 
-LAYOUTS: dict[str, tuple[str, ...]] = {
-    "levir": ("A", "B", "label"),
-    "second": ("im1", "im2", "label1", "label2"),
-}
-"""The folders of one split in each layout: t1 image, t2 image, then the labels."""
-SPLIT_CYCLE = ("train", "test", "train", "val", "train", "train", "test", "train", "train", "train")
-"""Split of pair i is ``SPLIT_CYCLE[i % 10]``: 70/10/20 as LEVIR-CD, every split present from
-four pairs on, and a pair's split (and file name) does not depend on ``--pairs``."""
-SPLITS = ("train", "val", "test")
 DEFAULT_GSD = 0.5
 """Pixel size in metres assumed for source tiles without georeferencing."""
 MIN_LABELLED = 0.5
 """A crop is redrawn (up to ``CROP_ATTEMPTS`` times) while less than this share is labelled."""
 CROP_ATTEMPTS = 10
-SECOND_PALETTE = bytes([0, 0, 0, *(v for rgb in PALETTE for v in rgb)]).ljust(768, b"\0")
-"""SECOND labels: 0 no change (black; OpenEarthMap's road is white), 1-8 the OpenEarthMap codes
-in their colours; the rest of the 256 entries black, so the PNG stays 8-bit."""
 LOG, PARAMS = "pairs.jsonl", "parameters.json"
 """Kept in the partial folder only: the pairs done so far and what they were made with."""
 
@@ -189,110 +170,6 @@ def _mask_values(ds: DatasetReader, window: Window, scheme: ClassScheme) -> np.n
             lookup[:, value] = rgba[:3]
         return lookup[:, ds.read(1, window=window)]
     return ds.read([1, 2, 3], window=window)
-
-
-def split_of(index: int) -> tuple[str, int]:
-    """Pair ``index``'s split and its number (from 1) among that split's pairs."""
-    cycle = len(SPLIT_CYCLE)
-    split = SPLIT_CYCLE[index % cycle]
-    before = SPLIT_CYCLE[: index % cycle].count(split)
-    return split, (index // cycle) * SPLIT_CYCLE.count(split) + before + 1
-
-
-def file_name(layout: str, index: int) -> tuple[str, str]:
-    """Split and file name of pair ``index``: ``train_7.png`` (LEVIR-CD), ``00007.png`` (SECOND)."""
-    split, number = split_of(index)
-    return split, f"{split}_{number}.png" if layout == "levir" else f"{number:05d}.png"
-
-
-def label_arrays(layout: str, t1: np.ndarray, t2: np.ndarray) -> list[np.ndarray]:
-    """The label images of a pair from its t1/t2 class indices.
-
-    LEVIR-CD: one binary map, 255 where the class changed. SECOND: the t1 and t2 classes as
-    OpenEarthMap codes (index + 1) where the class changed, 0 elsewhere.
-    """
-    changed = t1 != t2
-    if layout == "levir":
-        return [changed.astype(np.uint8) * 255]
-    return [np.where(changed, c + 1, 0).astype(np.uint8) for c in (t1, t2)]
-
-
-@dataclass
-class PairJob:
-    """One pair's crop, read by the driver so tasks need no files."""
-
-    index: int
-    tile: int
-    row: int
-    col: int
-    rgb: np.ndarray
-    valid: np.ndarray
-    t1: np.ndarray
-    pixel_size_m: tuple[float, float]
-
-
-@dataclass
-class PairResult:
-    job: PairJob
-    t2: np.ndarray
-    event: np.ndarray
-    """Event code per pixel (0 unchanged, k for the k-th event)."""
-    image: np.ndarray
-    """The painted t2 image, RGB uint8 (3, s, s)."""
-    model_s: float
-
-
-@dataclass(frozen=True)
-class PairMaker:
-    """What every task shares: the events, the seed, the painter (or how to build it) and the
-    acquisition differences of t2."""
-
-    events: tuple[Event, ...]
-    seed: int
-    painter: Painter | PainterSpec
-    acquisition: Acquisition
-
-
-def simulate_pair(
-    events: Sequence[Event],
-    t1: np.ndarray,
-    pixel_size_m: tuple[float, float],
-    seed: int,
-    index: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """t2 classes and event codes: the events on one crop, which is their whole region.
-
-    Count parameters (``building_add:count=3``) are per pair; building sizes are drawn from the
-    crop's own buildings.
-    """
-    whole = (slice(None), slice(None))
-    stats = RegionStats(
-        building_sizes_m=measure_buildings(t1, whole, pixel_size_m),
-        class_pixels=np.bincount(t1[t1 != NODATA], minlength=NUM_CLASSES),
-    )
-    window = EventWindow(t1, t1.copy(), np.zeros_like(t1), whole, pixel_size_m, stats)
-    for k, event in enumerate(events):
-        count = int(event.values[event.count_param]) if event.count_param else 0
-        event.apply(window, k + 1, np.random.default_rng([seed, index, 1, k]), count)
-    return window.t2, window.event
-
-
-def make_pair(maker: PairMaker, job: PairJob) -> PairResult:
-    """The events and the t2 image of one pair (here, or on a Dask worker)."""
-    t2, event = simulate_pair(maker.events, job.t1, job.pixel_size_m, maker.seed, job.index)
-    size = job.t1.shape[0]
-    # The pair index as block row seeds the noise, so every pair gets its own.
-    whole = Window(0, 0, size, size)
-    block = Block(job.index, 0, whole, whole)
-    unknown = np.zeros(job.t1.shape, bool)
-    paint = BlockJob(block, [job.t1, t2], {}, unknown, (job.rgb, job.valid))
-    images, _, model_s, _ = paint_task(maker.painter, paint)
-    after = images[1]
-    if not maker.acquisition.is_identity():
-        seed = child_seed(maker.seed, job.index, ACQUISITION)
-        gsd = float(np.sqrt(np.prod(job.pixel_size_m)))
-        after = apply_acquisition(after, t2, maker.acquisition, seed, (0, 0), gsd)
-    return PairResult(job, t2, event, after, model_s)
 
 
 @dataclass
@@ -407,7 +284,7 @@ def write_pairs(
         tic = time.perf_counter()
         try:
             for result in scheduler.imap(partial(make_pair, maker), jobs):
-                done[result.job.index] = _write_pair(partial_dir, layout, result, len(events))
+                done[result.job.index] = write_pair(partial_dir, layout, result, len(events))
                 pair_log.log(done[result.job.index])
                 model_s += result.model_s
                 reporter.advance()
@@ -454,56 +331,6 @@ def _job(source: TileSource, weights: np.ndarray, size: int, seed: int, index: i
         if labelled >= MIN_LABELLED:
             break
     return best
-
-
-def _write_pair(folder: Path, layout: str, result: PairResult, events: int) -> dict:
-    """The pair's files under temporary names, renamed into place; its record for the log."""
-    job = result.job
-    split, name = file_name(layout, job.index)
-    arrays = [job.rgb, result.image, *label_arrays(layout, job.t1, result.t2)]
-    written, files = [], {}
-    for sub, array in zip(LAYOUTS[layout], arrays, strict=True):
-        target = folder / split / sub / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.parent / f".{name}.tmp"
-        paletted = layout == "second" and sub.startswith("label")
-        data = _png(array, SECOND_PALETTE if paletted else None)
-        with open(temporary, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        written.append((temporary, target))
-        files[f"{split}/{sub}/{name}"] = hashlib.sha256(data).hexdigest()
-    for temporary, target in written:
-        os.replace(temporary, target)
-    pixels = np.bincount(result.event.ravel(), minlength=events + 1)
-    return {
-        "index": job.index,
-        "split": split,
-        "name": name,
-        "tile": job.tile,
-        "row": job.row,
-        "col": job.col,
-        "labelled_px": int(np.sum(job.valid & (job.t1 != NODATA))),
-        "event_px": [int(p) for p in pixels[1:]],
-        "files": files,
-    }
-
-
-def _png(array: np.ndarray, palette: bytes | None) -> bytes:
-    """PNG bytes of RGB (3, h, w), or of a 2-D label: 8-bit grey, or paletted with ``palette``.
-
-    Pillow writes no time stamps, so equal arrays give equal files."""
-    if array.ndim == 3:
-        image = Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)))
-    elif palette is None:
-        image = Image.fromarray(array)
-    else:
-        image = Image.frombytes("P", (array.shape[1], array.shape[0]), array.tobytes())
-        image.putpalette(palette)
-    stream = io.BytesIO()
-    image.save(stream, format="PNG")
-    return stream.getvalue()
 
 
 def _summary(

@@ -22,7 +22,7 @@ from pyproj.exceptions import CRSError, ProjError
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform
+from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
 from geochange.classes import CLASS_NAMES, NODATA, ClassScheme
@@ -426,3 +426,48 @@ def gsd_in_crs_units(gsd: float, crs: CRS, centre: tuple[float, float]) -> tuple
         if all(abs(m / unit - 1) < 0.01 for m in per_unit):
             return gsd / unit, gsd / unit
     return gsd / per_unit[0], gsd / per_unit[1]
+
+
+class ImageOnGrid:
+    """A real RGB image read onto the grid (bilinear warp), as the t1 image of ``--image``."""
+
+    def __init__(self, path: str | Path, grid: Grid) -> None:
+        self.path = Path(path)
+        self.dataset = open_raster(path)
+        if self.dataset.count < 3 or self.dataset.dtypes[0] != "uint8":
+            self.dataset.close()
+            raise InputError(
+                f"--image {path} must be an RGB image of uint8 bands (it has "
+                f"{self.dataset.count} band(s) of {self.dataset.dtypes[0]})",
+                "convert it, e.g. gdal_translate -ot Byte -scale -b 1 -b 2 -b 3 IN OUT",
+            )
+        if self.dataset.crs is None:
+            self.dataset.close()
+            raise InputError(f"--image {path} has no CRS", "georeference it onto REGION first")
+        left, bottom, right, top = transform_bounds(
+            self.dataset.crs, grid.crs, *self.dataset.bounds, densify_pts=21
+        )
+        g_left, g_bottom, g_right, g_top = grid.bounds
+        if left >= g_right or right <= g_left or bottom >= g_top or top <= g_bottom:
+            self.dataset.close()
+            raise InputError(
+                f"--image {path} does not overlap the land cover",
+                "check that the image shows the same place as REGION and that its CRS is right",
+            )
+        self.vrt = WarpedVRT(
+            self.dataset,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling.bilinear,
+        )
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """RGB (3, h, w) uint8 and its validity (h, w) bool."""
+        rgb = self.vrt.read([1, 2, 3], window=window)
+        return rgb, self.vrt.read_masks(1, window=window) > 0
+
+    def close(self) -> None:
+        self.vrt.close()
+        self.dataset.close()

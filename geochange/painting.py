@@ -8,7 +8,11 @@ decoded into ``t1.tif``/``t2.tif``. The painted cores are kept in scratch raster
 encodes the ones its halo overlaps and pins its halo on them (``anchor``), so its core grows out
 of its neighbours without a seam.
 
-Noise is drawn per (seed, block, timestamp), so a rerun gives the same pixels."""
+Noise is drawn per (seed, block, timestamp), so a rerun gives the same pixels.
+
+``Painter.paint_block`` works on arrays alone, so painting dataset pairs from plain image and
+mask tiles needs no GIS package (the GPU machine has none): the rasterio-backed parts (scratch
+rasters, COG writing, windows) are imported inside the run pass that uses them."""
 
 from __future__ import annotations
 
@@ -24,17 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DPMSolverMultistepScheduler, SchedulerMixin
-from rasterio.enums import ColorInterp, Resampling
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
-from rasterio.windows import Window
 from scipy import ndimage
 
 from geochange.acquisition import PRESETS, Acquisition, apply_acquisition, margin
 from geochange.classes import NODATA
 from geochange.distributed import worker_cached
 from geochange.errors import InputError
-from geochange.grid import Grid, open_raster
 from geochange.hashing import folder_sha256
 from geochange.model import SemanticLDM, load_model, one_hot, pick_device
 from geochange.model.bank import ExemplarBank, load_bank
@@ -52,12 +51,12 @@ from geochange.sampling import (
     window_weights,
 )
 from geochange.sampling import tile_windows as latent_windows
-from geochange.scratch import ScratchRaster
 from geochange.seeds import ACQUISITION, child_seed
-from geochange.writing.geotiff import StreamingGeoTIFF
 
 if TYPE_CHECKING:
+    from geochange.grid import ImageOnGrid
     from geochange.run import Run
+    from geochange.scratch import ScratchRaster
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
 SAMPLERS = ("ddim", "dpm")
@@ -166,51 +165,6 @@ def pad_multiple(model: SemanticLDM) -> int:
     """Image pixels that a window must be a multiple of: autoencoder and UNet downsampling."""
     levels = len(model.config.unet_block_out_channels) - 1
     return model.config.downsampling * 2**levels
-
-
-class ImageOnGrid:
-    """A real RGB image read onto the grid (bilinear warp), as the t1 image of ``--image``."""
-
-    def __init__(self, path: str | Path, grid: Grid) -> None:
-        self.path = Path(path)
-        self.dataset = open_raster(path)
-        if self.dataset.count < 3 or self.dataset.dtypes[0] != "uint8":
-            self.dataset.close()
-            raise InputError(
-                f"--image {path} must be an RGB image of uint8 bands (it has "
-                f"{self.dataset.count} band(s) of {self.dataset.dtypes[0]})",
-                "convert it, e.g. gdal_translate -ot Byte -scale -b 1 -b 2 -b 3 IN OUT",
-            )
-        if self.dataset.crs is None:
-            self.dataset.close()
-            raise InputError(f"--image {path} has no CRS", "georeference it onto REGION first")
-        left, bottom, right, top = transform_bounds(
-            self.dataset.crs, grid.crs, *self.dataset.bounds, densify_pts=21
-        )
-        g_left, g_bottom, g_right, g_top = grid.bounds
-        if left >= g_right or right <= g_left or bottom >= g_top or top <= g_bottom:
-            self.dataset.close()
-            raise InputError(
-                f"--image {path} does not overlap the land cover",
-                "check that the image shows the same place as REGION and that its CRS is right",
-            )
-        self.vrt = WarpedVRT(
-            self.dataset,
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=Resampling.bilinear,
-        )
-
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """RGB (3, h, w) uint8 and its validity (h, w) bool."""
-        rgb = self.vrt.read([1, 2, 3], window=window)
-        return rgb, self.vrt.read_masks(1, window=window) > 0
-
-    def close(self) -> None:
-        self.vrt.close()
-        self.dataset.close()
 
 
 def block_seed(seed: int, block: Block, timestamp: int) -> int:
@@ -334,6 +288,8 @@ class Painter:
     def paint(self, run: Run) -> tuple[dict[str, Path], dict]:
         """The image pass of ``run``: paint every block into scratch rasters (phase by phase,
         resumable block by block), then stream them into the image COGs."""
+        from geochange.scratch import ScratchRaster  # files: see the module's last paragraph
+
         plan, scratch, scheduler, manifest = run.plan, run.scratch, run.scheduler, run.manifest
         grid = plan.grid
         stamps = [f"t{k}" for k in range(1, run.timestamps + 1)]
@@ -426,6 +382,10 @@ class Painter:
         creation_options: dict[str, str],
     ) -> dict[str, Path]:
         """Stream the painted scratch rasters into RGB COGs masked where there is no data."""
+        from rasterio.enums import ColorInterp
+
+        from geochange.writing.geotiff import StreamingGeoTIFF
+
         rasters = {
             name: StreamingGeoTIFF(folder / f"{name}.tif", plan.grid, None, "", count=3)
             for name in stamps
@@ -461,6 +421,8 @@ class Painter:
     ) -> np.ndarray:
         """A block core of painted image ``name`` with its acquisition differences (none for
         t1), computed over the core plus the context they need so that cores join exactly."""
+        from rasterio.windows import Window
+
         acquisition = self.options.acquisition
         if name == "t1" or acquisition.is_identity():
             return painted[name].read(block.core)

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from rasterio.windows import Window
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from rasterio.windows import Window
+
     from geochange.grid import Grid
 
 TILE = 512
 """Internal tile size of every output GeoTIFF; blocks are multiples of it."""
+
+
+class Box(NamedTuple):
+    """A window by its offsets and size, read as rasterio's ``Window`` is (``row_off``,
+    ``col_off``, ``height``, ``width``): it stands in for one where no GIS package is at hand."""
+
+    col_off: int
+    row_off: int
+    width: int
+    height: int
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,14 @@ class Block:
 
     row: int
     col: int
-    core: Window
-    window: Window
+    core: Window | Box
+    window: Window | Box
+
+    @classmethod
+    def alone(cls, row: int, height: int, width: int) -> Block:
+        """An array painted on its own (a dataset pair), without halo; ``row`` keys its noise."""
+        whole = Box(0, 0, width, height)
+        return cls(row, 0, whole, whole)
 
     @property
     def core_in_window(self) -> tuple[slice, slice]:
@@ -66,6 +82,8 @@ class Plan:
         return -(-self.grid.width // self.block_size)
 
     def block(self, row: int, col: int) -> Block:
+        from rasterio.windows import Window  # blocks of a grid are read and written by rasterio
+
         size, halo = self.block_size, self.halo
         r0, c0 = row * size, col * size
         r1, c1 = min(r0 + size, self.grid.height), min(c0 + size, self.grid.width)

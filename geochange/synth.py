@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from geochange.distributed import Scheduler
-from geochange.painting import ImageOnGrid, SamplingOptions, open_painter
+from geochange.grid import ImageOnGrid
+from geochange.painting import SamplingOptions, open_painter
 from geochange.report import Reporter
 from geochange.run import DEFAULT_BLOCK, Result, Run
 

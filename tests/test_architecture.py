@@ -22,13 +22,16 @@ LEAN_CORE = (
     "geochange.model",
     "geochange.sampling",
     "geochange.events",
+    "geochange.painting",
+    "geochange.pairs",
     "geochange.training.loops",
     "geochange.training.packed",
     "geochange.training.bank",
     "geochange.training.train",
     "geochange.training.__main__",
 )
-"""What the GPU machine runs: the model, the sampler, the events, training from a pack."""
+"""What the GPU machine runs: the model, the sampler, the events, the painter and pairs from
+plain image and mask arrays, training from a pack."""
 
 
 def module_name(path: Path) -> str:
@@ -261,3 +264,35 @@ def test_import_geochange_loads_neither_torch_nor_rasterio():
         cwd=ROOT,
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+PAIR_WITHOUT_GIS = """
+import numpy as np, torch
+from geochange.acquisition import PRESETS
+from geochange.events import parse_events
+from geochange.model import SemanticLDM, preset
+from geochange.painting import Painter, SamplingOptions
+from geochange.pairs import PairJob, PairMaker, make_pair
+
+torch.manual_seed(0)
+options = SamplingOptions(steps=2, sampler="ddim", tile_size=64, overlap=0, batch_size=1, threads=1)
+painter = Painter(SemanticLDM(preset("tiny")), options, 0, torch.device("cpu"))
+t1 = np.full((64, 64), 4, np.uint8)  # tree
+t1[:, :16] = 0  # bare land beside it, where clearings start
+rgb = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+job = PairJob(0, 0, 0, 0, rgb, np.ones((64, 64), bool), t1, (0.5, 0.5))
+maker = PairMaker(tuple(parse_events("deforestation:fraction=0.5")), 0, painter, PRESETS["none"])
+pair = make_pair(maker, job)
+print(pair.image.shape, pair.image.dtype, int((pair.t2 != t1).sum()))
+"""
+
+
+def test_a_pair_is_made_from_arrays_without_any_gis_package():
+    """Not only importable: the events and the painter make a pair where only the model's stack
+    is installed (as on the GPU machine)."""
+    code = BLOCK_GIS.replace("for module in sys.argv[1:]:", "for module in ():") + PAIR_WITHOUT_GIS
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shape, rest = done.stdout.strip().splitlines()[-1].split(")")
+    dtype, changed = rest.split()
+    assert shape == "(3, 64, 64" and dtype == "uint8" and int(changed) > 0, done.stdout

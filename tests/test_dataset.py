@@ -26,11 +26,11 @@ from rasterio.windows import Window
 
 from geochange.classes import PALETTE, load_scheme
 from geochange.cli.main import cli
-from geochange.dataset import SECOND_PALETTE, simulate_pair, split_of
 from geochange.events import parse_events
 from geochange.example import example_landcover
 from geochange.model import SemanticLDM, preset
 from geochange.painting import model_hash
+from geochange.pairs import SECOND_PALETTE, simulate_pair, split_of
 from geochange.writing.folder import MARKER, FolderLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -26,13 +26,12 @@ from geochange.classes import load_scheme
 from geochange.cli.main import cli
 from geochange.evaluation.metrics import seam_ratio
 from geochange.example import example_landcover
-from geochange.grid import Grid
+from geochange.grid import Grid, ImageOnGrid
 from geochange.inputs import open_inputs
 from geochange.model import SemanticLDM, load_model, preset
 from geochange.painting import (
     DEFAULT_MODEL_DIR,
     LEVEL_BAND,
-    ImageOnGrid,
     Painter,
     SamplingOptions,
     level_to_neighbours,

@@ -182,8 +182,7 @@ def generate_from_masks(
     began = time.perf_counter()
     for row, crop in enumerate(crops):
         height, width = crop.classes.shape
-        whole = Window(0, 0, width, height)
-        (rgb,), _ = painter.paint_block(Block(row, 0, whole, whole), [crop.classes])
+        (rgb,), _ = painter.paint_block(Block.alone(row, height, width), [crop.classes])
         images.append(rgb)
     return images, (time.perf_counter() - began) / max(len(crops), 1)
 
