@@ -333,7 +333,7 @@ class Run:
     def paint(self) -> None:
         """The image pass given at construction."""
         if self.images is None:
-            raise InputError("this run was made without an image pass to paint with")
+            raise ValueError("this run was made without an image pass to paint with")
         with self._timed("paint_s"):
             files, section = self.images.paint(self)
             self._add(files)
