@@ -230,7 +230,8 @@ def paint_task(
 
 
 class Painter:
-    """The painting pass of ``synth``; call it as ``simulate``'s ``painter``."""
+    """The image pass of ``synth`` (``paint``, run by a ``geochange.run.Run``) and the painter of
+    dataset pairs (``paint_block``, on arrays alone)."""
 
     def __init__(
         self,
