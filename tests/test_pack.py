@@ -30,6 +30,7 @@ from geochange.classes import (
 from geochange.cli.train import train
 from geochange.errors import InputError
 from geochange.grid import open_raster
+from geochange.hashing import file_sha256
 from geochange.training.crops import augment, dihedral
 from geochange.training.data import (
     HELDOUT_SIZE,
@@ -39,7 +40,7 @@ from geochange.training.data import (
     mode_resample,
 )
 from geochange.training.pack import allocate
-from geochange.training.packed import PackedData, decode_images, encode_images, sha256
+from geochange.training.packed import PackedData, decode_images, encode_images
 
 REPO = Path(__file__).resolve().parents[1]
 GIS = ("rasterio", "pyproj", "pyogrio", "geopandas", "shapely", "fiona")
@@ -257,7 +258,7 @@ def test_pack_holds_the_crops_training_reads(shared_data: Path, small_pack: Path
     assert [s["classes"] for s in metadata["sources"]] == ["oem", "loveda", "flair", "potsdam"]
     loveda = metadata["sources"][1]
     assert loveda["heldout_files"] == ["images/loveda_2.png"]
-    assert loveda["sha256"]["labels/loveda_0.png"] == sha256(
+    assert loveda["sha256"]["labels/loveda_0.png"] == file_sha256(
         shared_data / "loveda/labels/loveda_0.png"
     )
     assert "loveda_2.png" not in " ".join(loveda["sha256"])
@@ -311,7 +312,7 @@ def test_packed_data_augments_like_folders(small_pack: Path):
     assert len(windows) == 40 * 4 and windows.unaugmented(41)[0].shape == (3, 32, 32)
     info = packed.split_info()
     assert [f["layout"] for f in info["folders"]] == ["openearthmap", "loveda", "flair", "potsdam"]
-    assert info["pack_sha256"] == sha256(small_pack) and "sha256" not in info["folders"][0]
+    assert info["pack_sha256"] == file_sha256(small_pack) and "sha256" not in info["folders"][0]
 
 
 def test_bad_packs_and_pack_options_are_refused(

@@ -18,13 +18,13 @@ import numpy as np
 
 from geochange import __version__
 from geochange.errors import InputError
+from geochange.hashing import file_sha256
 from geochange.training.data import HELDOUT_EVERY, HELDOUT_SIZE, MODEL_GSD, TileDataset
 from geochange.training.packed import (
     IMAGE_FILTER,
     PACK_FORMAT,
     PACK_VERSION,
     encode_images,
-    sha256,
 )
 
 CROPS_AT_256 = 280
@@ -156,5 +156,5 @@ def _record(dataset: TileDataset, share: int) -> dict:
     return {
         **{k: v for k, v in info.items() if k not in ("split", "crops")},
         "crops": share,
-        "sha256": {str(path.relative_to(dataset.root)): sha256(path) for path in used},
+        "sha256": {str(path.relative_to(dataset.root)): file_sha256(path) for path in used},
     }

@@ -12,7 +12,6 @@ A pack is an ``np.savez_compressed`` file holding
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from geochange.classes import NODATA, NUM_CLASSES
 from geochange.errors import InputError
+from geochange.hashing import file_sha256
 from geochange.training.crops import augment, dihedral
 
 PACK_FORMAT = "geochange-pack"
@@ -46,15 +46,6 @@ def decode_images(coded: np.ndarray) -> np.ndarray:
     out = np.cumsum(coded, axis=2, dtype=np.uint8)
     green = out[:, 1:2]
     return np.concatenate([out[:, :1] + green, green, out[:, 2:] + green], axis=1)
-
-
-def sha256(path: Path) -> str:
-    """Hex digest of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_pack(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -160,7 +151,7 @@ class PackedData:
         ]
         return {
             "pack": str(self.path),
-            "pack_sha256": sha256(self.path),
+            "pack_sha256": file_sha256(self.path),
             "mixing": self.metadata["mixing"],
             "heldout": self.metadata["heldout"],
             "gsd_m": self.metadata["gsd_m"],
