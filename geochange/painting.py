@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -46,6 +47,7 @@ from geochange.sampling import (
     change_maps,
     compose,
     exemplar_fill,
+    first_step,
     sample_change,
     to_latent,
     window_weights,
@@ -55,6 +57,7 @@ from geochange.seeds import ACQUISITION, child_seed
 
 if TYPE_CHECKING:
     from geochange.grid import ImageOnGrid
+    from geochange.report import Reporter
     from geochange.run import Run
     from geochange.scratch import ScratchRaster
 
@@ -63,6 +66,9 @@ SAMPLERS = ("ddim", "dpm")
 COMPOSITIONS = ("pixel", "latent")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 T1 = 1
+CODEC_PASSES = 2
+"""Encodings (and as many decodings) of its canvas that painting an image takes, about: a real
+or collage image encoded, the drawn latents and the base decoded for the composition, and so on."""
 """The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
 
 
@@ -209,6 +215,17 @@ class BlockJob:
     t1_image: tuple[np.ndarray, np.ndarray] | None
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch's CPU threads set to ``threads`` (None: as they are) for the ``with`` block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def paint_task(
     painter: Painter | PainterSpec, job: BlockJob
 ) -> tuple[list[np.ndarray], np.ndarray, float, int]:
@@ -217,15 +234,10 @@ def paint_task(
     if isinstance(painter, PainterSpec):
         painter = worker_cached(painter, painter.build)
     model_s, windows = painter.model_s, painter.windows
-    threads = torch.get_num_threads()
-    torch.set_num_threads(painter.options.threads or threads)
-    try:
-        with painter.autocast():
-            images, valid1 = painter.paint_block(
-                job.block, job.classes, job.neighbours, job.known, job.t1_image
-            )
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(painter.options.threads), painter.autocast():
+        images, valid1 = painter.paint_block(
+            job.block, job.classes, job.neighbours, job.known, job.t1_image
+        )
     return images, valid1, painter.model_s - model_s, painter.windows - windows
 
 
@@ -266,6 +278,8 @@ class Painter:
         self.f = model.config.downsampling
         self.model_s = 0.0
         self.windows = 0
+        self.on_windows: Callable[[int], None] | None = None
+        """Told the number of tile windows after every model call (progress in this process)."""
 
     def autocast(self) -> torch.autocast:
         """Mixed precision for the model's arithmetic; weights and latents stay float32."""
@@ -311,13 +325,22 @@ class Painter:
         anchored = anchored if self.anchor_blocks else []
         done = manifest.done("paint")
         model_s, windows = 0.0, 0
+        real_t1 = self.image is not None
+        planned = {
+            (b.row, b.col): self.block_windows(b, len(stamps), real_t1) for b in plan.blocks()
+        }
+        progress = _WindowProgress(run.reporter)
         try:
-            run.reporter.stage("paint", len(plan))
-            run.reporter.advance(len(done))
+            run.reporter.stage("paint", sum(planned.values()), unit="tile window")
+            run.reporter.advance(sum(planned[key] for key in done))
+            self.on_windows = None if scheduler.distributed else progress.tick
             for phase in plan.phases():
                 todo = [b for b in phase if (b.row, b.col) not in done]
                 jobs = (
-                    self._job(plan, block, scratch, stamps, painted, anchored, done)
+                    progress.begin(
+                        planned[block.row, block.col],
+                        self._job(plan, block, scratch, stamps, painted, anchored, done),
+                    )
                     for block in todo
                 )
                 for block, result in zip(todo, scheduler.imap(task, jobs), strict=True):
@@ -329,12 +352,13 @@ class Painter:
                     model_s += block_model_s
                     windows += block_windows
                     manifest.mark("paint", block)
-                    run.reporter.advance()
+                    progress.end(planned[block.row, block.col])
                 done |= {(b.row, b.col) for b in todo}
             files = self._write_images(
                 plan, scratch, painted, stamps, run.partial, run.creation_options
             )
         finally:
+            self.on_windows = None
             for raster in painted.values():
                 raster.close()
         summary = {
@@ -628,22 +652,19 @@ class Painter:
             out = model.denoise(tiles, t, torch.cat(crops), opts.guidance)
             self.model_s += time.perf_counter() - tic
             self.windows += len(windows)
+            if self.on_windows is not None:
+                self.on_windows(len(windows))
             return out
 
         height, width = z_a.shape[-2:]
         windows = latent_windows(height, width, opts.tile_size // f, opts.overlap // f)
         denoise = canvas_denoise(denoise_tiles, windows, opts.batch_size, opts.overlap // f)
-        start, fraction = None, 0.0
+        start, fraction = None, self._start_fraction(bool(unchanged.any()))
         if model.config.layout_init:
             layout_generator = torch.Generator(self.device).manual_seed(seed ^ 0x1A10)
             layout = model.layout_latent(classes, layout_generator)
             # Unchanged land starts from t1 so the copy rule has something to keep.
             start = unchanged * z_a + (1 - unchanged) * layout
-            fraction = min(model.config.layout_start_fraction, 0.99)
-            if unchanged.any():
-                # Start no later than the earliest i_change, so unchanged land is copied and then
-                # re-textured from mid noise as the paper's rule has it (not only at the end).
-                fraction = min(fraction, opts.schedule.change_start)
         with torch.no_grad():
             return sample_change(
                 denoise,
@@ -659,6 +680,83 @@ class Painter:
                 start_latent=start,
                 start_fraction=fraction,
             )
+
+    def _start_fraction(self, keeps_land: bool) -> float:
+        """Where in the schedule sampling starts: 0 (pure noise) unless the model starts from
+        the layout. With land kept, no later than the earliest ``i_change``, so that land is
+        copied and then re-textured from mid noise as the paper's rule has it."""
+        config = self.model.config
+        if not config.layout_init:
+            return 0.0
+        fraction = min(config.layout_start_fraction, 0.99)
+        return min(fraction, self.options.schedule.change_start) if keeps_land else fraction
+
+    def block_windows(self, block: Block, timestamps: int, real_t1: bool) -> int:
+        """Tile windows the UNet runs to paint ``block`` at ``timestamps`` timestamps (t1 too
+        unless it is a real image): every window of its latent canvas at every step that runs,
+        for progress and ``--dry-run``. Each image after t1 is taken to keep some land (not
+        every pixel changed)."""
+        steps = self.options.steps
+
+        def run(keeps_land: bool) -> int:
+            return steps - first_step(self._start_fraction(keeps_land), steps)
+
+        collage = self.options.exemplars and self.bank is not None
+        first = 0 if real_t1 else run(collage)
+        return self._canvas_windows(block) * (first + (timestamps - 1) * run(True))
+
+    def _canvas_windows(self, block: Block) -> int:
+        """Tile windows over ``block``'s window padded as ``paint_block`` pads it: the UNet's
+        per step, and the autoencoder's per encoding or decoding."""
+        unit, opts = pad_multiple(self.model), self.options
+        padded = []
+        for offset, size in (
+            (int(block.window.row_off), int(block.window.height)),
+            (int(block.window.col_off), int(block.window.width)),
+        ):
+            lead = offset % self.f
+            padded.append((lead + size + -(lead + size) % unit) // self.f)
+        return len(latent_windows(*padded, opts.tile_size // self.f, opts.overlap // self.f))
+
+    def estimate(self, plan: Plan, timestamps: int, real_t1: bool) -> dict:
+        """The paint pass of ``plan`` in figures, for ``--dry-run``: its tile windows and
+        about how long it takes here. One batch of windows through the UNet and one tile
+        through the encoder and the decoder are timed on this device (each after an untimed
+        call that warms it up); each image is taken to cost ``CODEC_PASSES`` encodings and as
+        many decodings of its canvas. Exemplar collages and the rest are not counted."""
+        opts, f, config = self.options, self.f, self.model.config
+        side = opts.tile_size // f
+        latents = torch.zeros((opts.batch_size, config.latent_channels, side, side))
+        classes = torch.zeros((opts.batch_size, opts.tile_size, opts.tile_size), dtype=torch.long)
+        pixels = torch.zeros((1, 3, opts.tile_size, opts.tile_size))
+        latents, masks = latents.to(self.device), one_hot(classes).to(self.device)
+        pixels = pixels.to(self.device)
+
+        def seconds(call: Callable[[], torch.Tensor]) -> float:
+            call()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            tic = time.perf_counter()
+            call()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter() - tic
+
+        with torch_threads(opts.threads), self.autocast(), torch.no_grad():
+            window_s = seconds(lambda: self.model.denoise(latents, 500, masks, opts.guidance))
+            window_s /= opts.batch_size
+            tile_s = seconds(lambda: self.model.encode(pixels))
+            tile_s += seconds(lambda: self.model.decode(latents[:1]))
+        windows = sum(self.block_windows(block, timestamps, real_t1) for block in plan.blocks())
+        images = timestamps - real_t1
+        tiles = sum(self._canvas_windows(block) for block in plan.blocks()) * images
+        return {
+            "tile_windows": windows,
+            "estimate_s": round(windows * window_s + tiles * CODEC_PASSES * tile_s, 1),
+            "timed_on": f"{self.device.type}, {opts.threads or torch.get_num_threads()} threads"
+            if self.device.type == "cpu"
+            else str(self.device),
+        }
 
     def _tiled(
         self, code: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: float
@@ -699,6 +797,33 @@ class Painter:
     def _padded(self, pixels: np.ndarray, pad: tuple[int, int, int, int]) -> torch.Tensor:
         """A (h, w) map as a (1, H, W) tensor padded like the class windows (with zeros)."""
         return F.pad(torch.from_numpy(pixels.astype(np.uint8))[None], pad).to(self.device)
+
+
+class _WindowProgress:
+    """Progress of the paint pass in tile windows. Blocks painted here tick as the UNet runs
+    their windows; a block is topped up to its planned count when it comes back (all at once
+    from a Dask worker), so the bar moves smoothly and ends exactly at its total."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.planned = self.ticked = 0
+
+    def begin(self, planned: int, job: BlockJob) -> BlockJob:
+        """``job``, noted as the block painted next here (jobs are made just before they run)."""
+        self.planned, self.ticked = planned, 0
+        return job
+
+    def tick(self, windows: int) -> None:
+        step = min(windows, self.planned - self.ticked)
+        if step > 0:
+            self.ticked += step
+            self.reporter.advance(step)
+
+    def end(self, planned: int) -> None:
+        """A block of ``planned`` windows is painted; ticks counted only for a block painted
+        here, and a Dask run never ticks."""
+        self.reporter.advance(max(planned - self.ticked, 0))
+        self.ticked = 0
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ log = logging.getLogger("geochange")
 class Reporter:
     """Default reporter: warnings and stage changes go to the ``geochange`` logger."""
 
-    def stage(self, name: str, total: int) -> None:
-        """A stage of ``total`` steps starts."""
-        log.info("%s (%d steps)", name, total)
+    def stage(self, name: str, total: int, unit: str = "block") -> None:
+        """A stage of ``total`` steps starts; a step is one ``unit`` (a block, a tile window)."""
+        log.info("%s (%d %ss)", name, total, unit)
 
     def advance(self, steps: int = 1) -> None:
         """``steps`` more steps of the current stage are done."""

@@ -88,14 +88,28 @@ def test_images_on_grid_masked_and_deterministic(region: Path, model_dir: Path, 
 
 
 def test_dpm_sampler_and_blocks(region: Path, model_dir: Path, tmp_path: Path):
-    """Several blocks (512 px on a 600 px grid) and the DPM-Solver++ path."""
+    """Several blocks (512 px on a 600 px grid) and the DPM-Solver++ path; progress of the
+    paint pass in tile windows, ticking within blocks and ending at the count that --dry-run
+    gives beforehand and run.json records."""
     codes = (example_landcover(600, seed=5) + 1).astype(np.uint8)
     big = write_raster(tmp_path / "big.tif", codes)
     args = ["--events", "regrowth:fraction=0.3", "--block-size", "512", "--sampler", "dpm"]
-    synth(big, *args, "--model", model_dir, *FAST, "--steps", "2", "-o", tmp_path / "out")
+    args += ["--model", model_dir, *FAST, "--steps", "2", "-o", tmp_path / "out"]
+    (plan,) = synth(big, *args, "--dry-run")
+    lines = synth(big, *args)
     with rasterio.open(tmp_path / "out" / "t2.tif") as img:
         assert img.shape == (600, 600)
         assert (img.read_masks(1) == 255).all()
+    painted = [e for e in lines if e["type"] == "progress" and e["stage"] == "paint"]
+    windows = json.loads((tmp_path / "out" / "run.json").read_text())["sampling"]["tile_windows"]
+    assert {e["unit"] for e in painted} == {"tile window"}
+    assert {e["total"] for e in painted} == {windows}
+    done = [e["done"] for e in painted]
+    assert done == sorted(done) and done[-1] == windows
+    assert len(done) > 4 + 1  # more steps than the four blocks
+    assert plan["paint"]["tile_windows"] == windows
+    assert plan["paint"]["estimate_s"] > 0
+    assert plan["paint"]["timed_on"].startswith("cpu, ")
 
 
 @pytest.fixture(scope="module")

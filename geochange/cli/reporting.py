@@ -54,8 +54,22 @@ def readable_plan(plan: dict) -> str:
             f"{k}={_setting(v)}" for k, v in plan["sampling"].items() if v is not None
         )
         lines.append(f"sampling  {settings}")
+    if "paint" in plan:
+        paint = plan["paint"]
+        lines.append(
+            f"painting  {paint['tile_windows']} tile windows, about "
+            f"{_duration(paint['estimate_s'])} on {paint['timed_on']} (timed here just now)"
+        )
     lines.append("writes    " + "\n          ".join(plan["outputs"]))
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _setting(value: object) -> str:
@@ -74,10 +88,10 @@ class TerminalReporter(Reporter):
         self.show_progress = show_progress
         self._bar: tqdm | None = None
 
-    def stage(self, name: str, total: int) -> None:
+    def stage(self, name: str, total: int, unit: str = "block") -> None:
         self.close()
         if self.show_progress:
-            self._bar = tqdm(total=total, desc=name, unit="block", file=sys.stderr, leave=False)
+            self._bar = tqdm(total=total, desc=name, unit=f" {unit}", file=sys.stderr, leave=False)
 
     def advance(self, steps: int = 1) -> None:
         if self._bar is not None:
@@ -95,18 +109,21 @@ class TerminalReporter(Reporter):
 
 
 class JsonReporter(Reporter):
-    """Progress and warnings as JSON lines: ``{"type": "progress", "stage", "done", "total"}``."""
+    """Progress and warnings as JSON lines:
+    ``{"type": "progress", "stage", "done", "total", "unit"}``."""
 
     def __init__(self) -> None:
-        self._stage, self._done, self._total = "", 0, 0
+        self._stage, self._done, self._total, self._unit = "", 0, 0, "block"
 
-    def stage(self, name: str, total: int) -> None:
-        self._stage, self._done, self._total = name, 0, total
-        emit("progress", stage=name, done=0, total=total)
+    def stage(self, name: str, total: int, unit: str = "block") -> None:
+        self._stage, self._done, self._total, self._unit = name, 0, total, unit
+        emit("progress", stage=name, done=0, total=total, unit=unit)
 
     def advance(self, steps: int = 1) -> None:
+        if steps == 0:
+            return
         self._done += steps
-        emit("progress", stage=self._stage, done=self._done, total=self._total)
+        emit("progress", stage=self._stage, done=self._done, total=self._total, unit=self._unit)
 
     def warning(self, message: str) -> None:
         emit("warning", message=message)

@@ -132,7 +132,7 @@ def synth(
             --events building_add:count=30 --model MODEL -o out
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.painting import SamplingOptions, model_hash, resolve_model
+    from geochange.painting import SamplingOptions, model_hash, open_painter, resolve_model
     from geochange.synth import synthesize
 
     reporter = make_reporter(json_lines, verbose, quiet)
@@ -173,6 +173,8 @@ def synth(
             plan["outputs"] += [str(run.output / name) for name in names]
             plan["model"] = {"path": str(folder), "sha256": model_hash(folder)}
             plan["sampling"] = options.to_dict()
+            painter = open_painter(model_spec, options, seed, device)
+            plan["paint"] = painter.estimate(run.plan, timestamps, image is not None)
             print_plan(plan, json_lines)
             return
         with open_scheduler(scheduler) as workers:

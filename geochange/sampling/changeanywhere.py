@@ -122,6 +122,11 @@ def _randn(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return noise.to(like.device)
 
 
+def first_step(start_fraction: float, steps: int) -> int:
+    """The step that sampling from a start latent begins at: at least one step runs."""
+    return min(round(start_fraction * steps), steps - 1)
+
+
 def sample_change(
     denoise: Denoise,
     scheduler: SchedulerMixin,
@@ -165,7 +170,7 @@ def sample_change(
     else:
         if not 0.0 <= start_fraction < 1.0:
             raise ValueError(f"start_fraction is a fraction in [0, 1), got {start_fraction}")
-        first = min(round(start_fraction * n), n - 1)  # at least one step runs
+        first = first_step(start_fraction, n)
         a = alphas_cumprod[int(timesteps[first])]
         z = a.sqrt() * start_latent + (1 - a).sqrt() * z
 
