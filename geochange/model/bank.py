@@ -8,7 +8,7 @@ training data, so the bank carries that data's licence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ class ExemplarBank:
 
     images: np.ndarray
     classes: np.ndarray
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+    """What users of the bank derive from its crops once (roofs, class colours), by key."""
 
     def __post_init__(self) -> None:
         n, bands, height, width = self.images.shape

@@ -12,6 +12,7 @@ noise (the sampler starts there instead of from the class statistics), SDEdit-st
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import count
 
 import numpy as np
@@ -76,17 +77,20 @@ def exemplar_fill(
     filled = np.zeros(before.shape, bool)
     changed = (before != after) & (after != NODATA)
     scene = np.where(valid, before, NODATA)
-    old = valid & (before == BUILDING) & (after == BUILDING)
-    roofs, shadow = roofs_of(rgb, old), shadow_of_buildings(rgb, valid, old)
-    if bank is not None:
-        bank_roofs, bank_shadow = _bank_buildings(bank, rgb, scene)
-        roofs, shadow = join_roofs([roofs, bank_roofs]), shadow or bank_shadow
-    fit_roofs(base, filled, changed & (after == BUILDING), roofs, rng)
-    cast_shadows(base, before, after, shadow)
+    colours = _SceneColours(rgb, scene)
+    new = changed & (after == BUILDING)
+    if new.any():  # roofs and shadows are looked for only where buildings are added
+        old = valid & (before == BUILDING) & (after == BUILDING)
+        roofs, shadow = roofs_of(rgb, old), shadow_of_buildings(rgb, valid, old)
+        if bank is not None:
+            bank_roofs, bank_shadow = _bank_buildings(bank, colours)
+            roofs, shadow = join_roofs([roofs, bank_roofs]), shadow or bank_shadow
+        fit_roofs(base, filled, new, roofs, rng)
+        cast_shadows(base, before, after, shadow)
     for cls in np.unique(after[changed & ~filled]):
         pieces, ids = np.zeros(before.shape, np.int32), count(1)
         source = _inner(valid & (before == cls) & (after == cls))
-        canvas = None if bank is None else _bank_canvas(bank, int(cls), rgb, scene, origin, seed)
+        canvas = None if bank is None else _bank_canvas(bank, int(cls), colours, origin, seed)
         labels, _ = ndimage.label(changed & ~filled & (after == cls))
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             for rows, cols in _cells(box):
@@ -111,34 +115,40 @@ def exemplar_fill(
     return base, filled
 
 
-def _bank_buildings(
-    bank: ExemplarBank, rgb: np.ndarray, scene: np.ndarray
-) -> tuple[Roofs, Shadow | None]:
+def _bank_buildings(bank: ExemplarBank, colours: _SceneColours) -> tuple[Roofs, Shadow | None]:
     """The roofs of the bank's building crops in this image's colours, and the shadows of the
     first crop that shows them."""
-    crops = bank.crops_of(BUILDING)
-    roofs = join_roofs(
-        [
-            roofs_of(
-                _in_scene_colours(bank.images[k], bank.classes[k], rgb, scene),
-                bank.classes[k] == BUILDING,
-                located=False,
-            )
+    found, shadow = _bank_roofs(bank)
+    recoloured = [
+        replace(roofs, pixels=[colours.of(bank, k, p).astype(np.float32) for p in roofs.pixels])
+        for k, roofs in found
+    ]
+    return join_roofs(recoloured), shadow
+
+
+def _bank_roofs(bank: ExemplarBank) -> tuple[list[tuple[int, Roofs]], Shadow | None]:
+    """Per building crop of the bank its roofs in the crop's own colours, and the shadows of
+    the first crop that shows them: the same for every image, so found once per bank."""
+    if "roofs" not in bank.memo:
+        crops = bank.crops_of(BUILDING)
+        found = [
+            (int(k), roofs_of(bank.images[k], bank.classes[k] == BUILDING, located=False))
             for k in crops
         ]
-    )
-    shadows = (
-        shadow_of_buildings(bank.images[k], bank.classes[k] != NODATA, bank.classes[k] == BUILDING)
-        for k in crops
-    )
-    return roofs, next((shadow for shadow in shadows if shadow is not None), None)
+        shadows = (
+            shadow_of_buildings(
+                bank.images[k], bank.classes[k] != NODATA, bank.classes[k] == BUILDING
+            )
+            for k in crops
+        )
+        bank.memo["roofs"] = found, next((s for s in shadows if s is not None), None)
+    return bank.memo["roofs"]
 
 
 def _bank_canvas(
     bank: ExemplarBank,
     cls: int,
-    rgb: np.ndarray,
-    scene: np.ndarray,
+    colours: _SceneColours,
     origin: tuple[int, int],
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -153,13 +163,14 @@ def _bank_canvas(
     if len(crops) == 0:
         return None
     phase = np.random.default_rng([seed, cls]).integers(0, bank.images.shape[-1], 2)
+    rgb, scene = colours.rgb, colours.scene
     known = scene != NODATA
     if known.any():
         crop = _nearest_scene(bank, crops, rgb, known)
     else:  # all classes from crops that look like one drawn for the run: one place, one sensor
         look = bank.images[np.random.default_rng(seed).integers(len(bank.images))]
         crop = _nearest_scene(bank, crops, look, np.ones(look.shape[1:], bool))
-    image = _in_scene_colours(bank.images[crop], bank.classes[crop], rgb, scene)
+    image = colours.of(bank, crop, bank.images[crop])
     source = _inner(bank.classes[crop] == cls)
     rows, cols = (
         np.arange(start + offset - BANK_MARGIN, start + offset + length + BANK_MARGIN)
@@ -181,39 +192,67 @@ def _nearest_scene(
     return int(crops[int(np.argmin(distance))])
 
 
-def _in_scene_colours(
-    exemplar: np.ndarray, exemplar_classes: np.ndarray, rgb: np.ndarray, scene: np.ndarray
-) -> np.ndarray:
-    """``exemplar`` (3, s, s) brought to this image's sensor, season and sun, to first order:
+class _SceneColours:
+    """This image's colours, to bring bank crops to its sensor, season and sun, to first order:
     per band, the gain and offset that carry the mean colours of the classes both show (at
-    least ``MIN_TIE`` pixels each) from the exemplar's to this image's; one shared class gives
+    least ``MIN_TIE`` pixels each) from the crop's to this image's; one shared class gives
     an offset only; none, only the exposure: one gain on all bands that brings the crop's
     mean brightness to the image's, within ``GAIN_RANGE`` (desert sand brought into a green
     town is not left glaring white). Matching the whole scenes' colours instead would turn a
-    field brought into a desert into sand."""
-    ties, theirs, ours = [], [], []
-    for cls in range(NUM_CLASSES):
-        there, here = exemplar_classes == cls, scene == cls
-        weight = min(int(there.sum()), int(here.sum()))
-        if weight >= MIN_TIE:
-            ties.append(weight)
-            theirs.append(exemplar[:, there].astype(np.float64).mean(axis=1))
-            ours.append(rgb[:, here].astype(np.float64).mean(axis=1))
-    if not ties:
+    field brought into a desert into sand. The class means of the image and of each crop are
+    taken once."""
+
+    def __init__(self, rgb: np.ndarray, scene: np.ndarray) -> None:
+        self.rgb, self.scene = rgb, scene
+        self.pixels = np.bincount(scene.ravel(), minlength=NODATA + 1)[:NUM_CLASSES]
+        self.means = {
+            cls: rgb[:, scene == cls].astype(np.float64).mean(axis=1)
+            for cls in np.flatnonzero(self.pixels >= MIN_TIE)
+        }
         known = scene != NODATA
-        if not known.any():
-            return exemplar
-        exposure = rgb[:, known].mean() / max(float(exemplar.mean()), 1.0)
-        return np.clip(np.round(exemplar * np.clip(exposure, *GAIN_RANGE)), 0, 255).astype(np.uint8)
-    weight = np.array(ties, np.float64)[:, None] / sum(ties)
-    x, y = np.array(theirs), np.array(ours)
-    x_mean, y_mean = (weight * x).sum(axis=0), (weight * y).sum(axis=0)
-    spread = (weight * (x - x_mean) ** 2).sum(axis=0)
-    covariance = (weight * (x - x_mean) * (y - y_mean)).sum(axis=0)
-    gain = np.where(spread > 1.0, covariance / np.maximum(spread, 1.0), 1.0)
-    gain = np.clip(gain, *GAIN_RANGE)
-    out = (exemplar - x_mean[:, None, None]) * gain[:, None, None] + y_mean[:, None, None]
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+        self.brightness = rgb[:, known].mean() if known.any() else None
+
+    def of(self, bank: ExemplarBank, crop: int, pixels: np.ndarray) -> np.ndarray:
+        """``pixels`` of bank crop ``crop`` (3, ...) in this image's colours, uint8."""
+        theirs = _crop_class_means(bank, crop)
+        ties = [
+            (min(int(theirs[cls][0]), int(self.pixels[cls])), theirs[cls][1], ours)
+            for cls, ours in self.means.items()
+            if cls in theirs and theirs[cls][0] >= MIN_TIE
+        ]
+        if not ties:
+            if self.brightness is None:
+                return pixels
+            exposure = self.brightness / max(float(bank.images[crop].mean()), 1.0)
+            return np.clip(np.round(pixels * np.clip(exposure, *GAIN_RANGE)), 0, 255).astype(
+                np.uint8
+            )
+        weight = np.array([t[0] for t in ties], np.float64)[:, None] / sum(t[0] for t in ties)
+        x, y = np.array([t[1] for t in ties]), np.array([t[2] for t in ties])
+        x_mean, y_mean = (weight * x).sum(axis=0), (weight * y).sum(axis=0)
+        spread = (weight * (x - x_mean) ** 2).sum(axis=0)
+        covariance = (weight * (x - x_mean) * (y - y_mean)).sum(axis=0)
+        gain = np.where(spread > 1.0, covariance / np.maximum(spread, 1.0), 1.0)
+        gain = np.clip(gain, *GAIN_RANGE)
+        shape = (3,) + (1,) * (pixels.ndim - 1)
+        out = (pixels - x_mean.reshape(shape)) * gain.reshape(shape) + y_mean.reshape(shape)
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _crop_class_means(bank: ExemplarBank, crop: int) -> dict[int, tuple[int, np.ndarray]]:
+    """Per class of bank crop ``crop``: its pixels and their mean colour (found once)."""
+    key = ("class means", crop)
+    if key not in bank.memo:
+        image, classes = bank.images[crop], bank.classes[crop]
+        bank.memo[key] = {
+            int(cls): (
+                int((classes == cls).sum()),
+                image[:, classes == cls].astype(np.float64).mean(axis=1),
+            )
+            for cls in np.unique(classes)
+            if cls < NUM_CLASSES
+        }
+    return bank.memo[key]
 
 
 def _inner(source: np.ndarray) -> np.ndarray:

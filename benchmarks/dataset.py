@@ -1,0 +1,101 @@
+"""Throughput of ``geochange dataset`` and its CPU cost per pair outside the model.
+
+Runs ``make_dataset`` in this process on real tiles (OpenEarthMap by default) with timers
+around its parts, and prints per pair:
+
+- *read*: cutting the crop from its tile (``TileSource.read``, redraws included);
+- *events*: the change events on the crop's mask (``simulate_pair``);
+- *model*: the model's ``encode``, ``decode`` and ``denoise`` calls;
+- *painting outside the model*: the rest of painting t2 (exemplar fill, masks, mixing rule,
+  scheduler steps, composition, acquisition);
+- *writing*: encoding the PNGs, writing and renaming them, the pair log;
+- *non-model*: everything but *model*, so the CPU cost that a GPU does not take away.
+
+Goals (issue 16): non-model ≤ 50 ms per 256² pair on one core; ≥ 5 pairs/s end to end on 2
+cores.
+
+    .venv/bin/python benchmarks/dataset.py [--pairs 40] [--source DIR] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SHARED = Path(os.environ.get("GEOCHANGE_SHARED_DATA", Path(__file__).parents[1] / "../shared/data"))
+EVENTS = "building_add:count=3,deforestation:fraction=0.3"
+
+
+def timed(function: Callable, totals: dict[str, float], name: str) -> Callable:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tic = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - tic
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=40)
+    parser.add_argument("--source", type=Path, default=SHARED / "openearthmap")
+    parser.add_argument("--model", default="default")
+    args = parser.parse_args()
+
+    import torch
+
+    from geochange import dataset, pairs
+    from geochange.painting import Painter
+
+    totals: dict[str, float] = {}
+    dataset.TileSource.read = timed(dataset.TileSource.read, totals, "read")
+    pairs.simulate_pair = timed(pairs.simulate_pair, totals, "events")
+    dataset.write_pair = timed(dataset.write_pair, totals, "writing")
+    pairs.paint_task = timed(pairs.paint_task, totals, "painting")
+    original = Painter.__init__
+
+    def instrumented(self: Painter, model: Any, *rest: Any, **kwargs: Any) -> None:
+        for name in ("encode", "decode", "denoise"):
+            setattr(model, name, timed(getattr(model, name), totals, "model"))
+        original(self, model, *rest, **kwargs)
+
+    Painter.__init__ = instrumented
+    output = Path(tempfile.mkdtemp(prefix="geochange-dataset-")) / "out"
+    tic = time.perf_counter()
+    result = dataset.make_dataset(
+        args.source, output, pairs=args.pairs, events=EVENTS, model=args.model
+    )
+    wall = time.perf_counter() - tic
+    timing = result.summary["timing"]
+    n = args.pairs
+    model = totals.get("model", 0.0)
+    outside_painting = totals["painting"] - model
+    non_model = timing["seconds"] - model
+
+    def ms(seconds: float) -> str:
+        return f"{1000 * seconds / n:7.1f} ms"
+
+    cores = os.cpu_count()
+    print(f"{n} pairs of 256² from {args.source}, torch {torch.__version__}, {cores} cores")
+    print(f"  read                        {ms(totals['read'])}")
+    print(f"  events                      {ms(totals['events'])}")
+    print(f"  model                       {ms(model)}")
+    print(f"  painting outside the model  {ms(outside_painting)}")
+    print(f"  writing                     {ms(totals['writing'])}")
+    print(f"  non-model (goal ≤ 50 ms)    {ms(non_model)}")
+    print(f"pairs/s: {timing['pairs_per_second']:.2f} in the pair loop (goal ≥ 5 on 2 cores),")
+    setup = wall - timing["seconds"]
+    print(f"{n / wall:.2f} with the set-up (tiles hashed, model loaded: {setup:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
