@@ -1,4 +1,5 @@
-"""Where blocks are computed: in this process, or as tasks on a Dask cluster.
+"""Where blocks are computed: in this process, in forked processes on this machine's cores
+(numpy work), or as tasks on a Dask cluster.
 
 Passes hand a ``Scheduler`` a function and a stream of work items and get the results back in
 the items' order, so the caller alone reads and writes files (one writer, whatever the number
@@ -10,8 +11,12 @@ bounded by the number of workers, not by the size of the region.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from geochange.errors import InputError
@@ -47,27 +52,32 @@ class Scheduler:
             return 1
         return max(len(self.client.scheduler_info()["workers"]), 1)
 
-    def imap(self, function: Callable[[Item], Output], items: Iterable[Item]) -> Iterator[Output]:
+    def imap(
+        self,
+        function: Callable[[Item], Output],
+        items: Iterable[Item],
+        *,
+        forked: bool = False,
+    ) -> Iterator[Output]:
         """``function(item)`` for every item, yielded in the items' order.
 
         On a cluster at most two items per worker are submitted ahead of the one being waited
         for; ``function`` must then be picklable (a module-level function or a partial of one).
+        ``forked``: without a cluster, run the items in forked processes, one per core of this
+        machine, instead of one after another here: for numpy work, which holds the GIL between
+        array operations. Never for torch, whose thread pool a fork does not carry over.
         """
-        if self.client is None:
+        if self.client is not None:
+            submit = partial(self.client.submit, pure=False)
+            yield from _in_order(submit, function, items, 2 * self.workers)
+            return
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if not forked or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
             yield from map(function, items)
             return
-        ahead = 2 * self.workers
-        pending: deque = deque()
-        try:
-            for item in items:
-                pending.append(self.client.submit(function, item, pure=False))
-                if len(pending) > ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(cores, mp_context=context) as pool:
+            yield from _in_order(pool.submit, function, items, 2 * cores)
 
     def describe(self) -> dict:
         return {"spec": self.spec, "workers": self.workers}
@@ -83,6 +93,27 @@ class Scheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_order(
+    submit: Callable[..., Any],
+    function: Callable[[Item], Output],
+    items: Iterable[Item],
+    ahead: int,
+) -> Iterator[Output]:
+    """Results of ``submit(function, item)`` futures in the items' order, with at most
+    ``ahead`` items submitted beyond the one waited for (so memory stays bounded)."""
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(submit(function, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def open_scheduler(spec: str | None) -> Scheduler:

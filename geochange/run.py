@@ -534,7 +534,8 @@ def _simulate_events(
                 )
                 yield block, window, [int(c[block.row, block.col]) for c in counts]
 
-        for block, (t2, event, made) in zip(busy, scheduler.imap(task, jobs(busy)), strict=True):
+        results = scheduler.imap(task, jobs(busy), forked=len(busy) > 1)
+        for block, (t2, event, made) in zip(busy, results, strict=True):
             scratch["t2"].write(block.window, t2)
             scratch["event"].write(block.window, event)
             tally[1] += made
@@ -605,7 +606,9 @@ def _write(
         reporter.stage("finish", len(rasters) + 1)
         files = {}
         for name, raster in rasters.items():
-            files[name] = raster.finish(creation_options or {}, "MODE")
+            # the change raster is 0/1: nearest keeps its overviews as sharp and costs less
+            resampling = "NEAREST" if name == "change" else "MODE"
+            files[name] = raster.finish(creation_options or {}, resampling)
             qml = landcover_qml() if name != "change" else change_qml()
             write_sidecar(files[name], qml)
             reporter.advance()

@@ -89,7 +89,8 @@ creation_options_opt = click.option(
     metavar="NAME=VALUE",
     callback=parse_creation_options,
     help="GDAL COG creation option for the rasters (repeatable), e.g. --co COMPRESS=ZSTD. "
-    "Default: COMPRESS=DEFLATE, BLOCKSIZE=512, OVERVIEW_RESAMPLING=MODE.",
+    "Default: COMPRESS=DEFLATE, BLOCKSIZE=512, OVERVIEW_RESAMPLING=MODE (NEAREST for "
+    "change.tif, AVERAGE for images).",
 )
 
 
