@@ -79,6 +79,22 @@ def test_simulate_on_local_cluster_equals_single_process(region, tmp_path):
     assert_same_outputs(tmp_path / "a", tmp_path / "b", RASTERS[:3])
 
 
+def _pid_and_square(value: int) -> tuple[int, int]:
+    return os.getpid(), value * value
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="forking needs two cores or more")
+def test_forked_tasks_run_in_other_processes_and_come_back_in_order():
+    """The events pass's blocks: in child processes of this one, results in the items' order."""
+    from geochange.distributed import Scheduler
+
+    results = list(Scheduler().imap(_pid_and_square, iter(range(40)), forked=True))
+    assert [square for _, square in results] == [v * v for v in range(40)]
+    assert os.getpid() not in {pid for pid, _ in results}
+    here = list(Scheduler().imap(_pid_and_square, iter(range(3))))
+    assert {pid for pid, _ in here} == {os.getpid()}
+
+
 KILLER = """
 import os, signal, sys
 from geochange.cli.main import cli
