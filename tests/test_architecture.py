@@ -9,10 +9,12 @@ Python where the GIS packages cannot be imported, as on the GPU machine.
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,3 +298,34 @@ def test_a_pair_is_made_from_arrays_without_any_gis_package():
     shape, rest = done.stdout.strip().splitlines()[-1].split(")")
     dtype, changed = rest.split()
     assert shape == "(3, 64, 64" and dtype == "uint8" and int(changed) > 0, done.stdout
+
+
+def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tmp_path: Path):
+    """``benchmarks/pairs.py``, the dataset benchmark for the GPU machine, reads a pack and
+    makes pairs with the GIS packages blocked."""
+    from geochange.training.packed import IMAGE_FILTER, PACK_FORMAT, PACK_VERSION, encode_images
+
+    rng = np.random.default_rng(0)
+    metadata = {
+        "format": PACK_FORMAT,
+        "version": PACK_VERSION,
+        "crop_px": 64,
+        "image_filter": IMAGE_FILTER,
+        "gsd_m": 0.5,
+    }
+    np.savez_compressed(
+        tmp_path / "pack.npz",
+        images=encode_images(rng.integers(0, 256, (3, 3, 64, 64), dtype=np.uint8)),
+        masks=rng.integers(0, 8, (3, 64, 64), dtype=np.uint8),
+        source=np.zeros(3, np.uint16),
+        metadata=json.dumps(metadata),
+    )
+    argv = ["pairs.py", "--pack", str(tmp_path / "pack.npz"), "--pairs", "2", "--steps", "2"]
+    argv += ["--device", "cpu", "--model", str(model_dir)]
+    run = f"import runpy, sys; sys.argv = {argv!r}; "
+    run += "runpy.run_path('benchmarks/pairs.py', run_name='__main__')"
+    code = BLOCK_GIS.replace("for module in sys.argv[1:]:", "for module in ():") + run
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 pairs of 64² on cpu, 1 thread, 2 steps:" in done.stdout, done.stdout
+    assert " pairs/s, " in done.stdout
