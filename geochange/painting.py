@@ -409,7 +409,7 @@ class Painter:
         """Stream the painted scratch rasters into RGB COGs masked where there is no data."""
         from rasterio.enums import ColorInterp
 
-        from geochange.writing.geotiff import StreamingGeoTIFF
+        from geochange.writing.geotiff import StreamingGeoTIFF, finish_all
 
         rasters = {
             name: StreamingGeoTIFF(folder / f"{name}.tif", plan.grid, None, "", count=3)
@@ -428,9 +428,8 @@ class Painter:
                     else:
                         valid = scratch[name].read(block.core) != NODATA
                     raster.dataset.write_mask(valid.astype(np.uint8) * 255, window=block.core)
-            files = {}
-            for name, raster in rasters.items():
-                files[name] = raster.finish(creation_options, "AVERAGE")
+            jobs = [(raster, "AVERAGE") for raster in rasters.values()]
+            files = dict(zip(rasters, finish_all(jobs, creation_options), strict=True))
         finally:
             for raster in rasters.values():
                 raster.discard()

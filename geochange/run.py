@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pyogrio
 import rasterio
+from rasterio.windows import Window
 
 from geochange import __version__
 from geochange.classes import (
@@ -63,10 +64,11 @@ from geochange.writing.geotiff import (
     GDAL_CACHE_MB,
     StreamingGeoTIFF,
     check_creation_options,
+    finish_all,
     finish_landcover,
     landcover_geotiff,
 )
-from geochange.writing.polygons import ChangePolygonWriter
+from geochange.writing.polygons import ChangePolygonWriter, block_pieces
 from geochange.writing.preview import write_preview
 from geochange.writing.qml import change_qml, landcover_qml, write_sidecar
 from geochange.writing.stac import write_item
@@ -590,8 +592,10 @@ def _write(
     names = inputs.event_names()
     polygons = ChangePolygonWriter(folder / "changes.gpkg", grid, names)
     pixels = np.zeros(len(names) + 1, np.int64)
-    try:
-        reporter.stage("write", len(plan))
+
+    def written() -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
+        """Each block's rasters written here, its classes and events handed on to be
+        polygonized (in other processes while this one writes the next blocks)."""
         for block in plan.blocks():
             t1 = scratch["t1"].read(block.core)
             t2 = scratch["t2"].read(block.core)
@@ -600,18 +604,24 @@ def _write(
             rasters["t1_landcover"].write(block.core, to_codes(t1))
             rasters["t2_landcover"].write(block.core, to_codes(t2))
             rasters["change"].write(block.core, change.astype(np.uint8))
-            polygons.add(block.core, t1, t2, event)
-            pixels += np.bincount(event.ravel(), minlength=len(names) + 1)
+            np.add(pixels, np.bincount(event.ravel(), minlength=len(names) + 1), out=pixels)
+            yield block.core, t1, t2, event
+
+    try:
+        reporter.stage("write", len(plan))
+        # on this machine's cores even with a Dask cluster: shipping every block's arrays
+        # away and back would cost more than polygonizing them
+        polygonize = partial(block_pieces, (grid.height, grid.width))
+        for found in Scheduler().imap(polygonize, written(), forked=len(plan) > 1):
+            polygons.add_pieces(found)
             reporter.advance()
         reporter.stage("finish", len(rasters) + 1)
-        files = {}
-        for name, raster in rasters.items():
-            # the change raster is 0/1: nearest keeps its overviews as sharp and costs less
-            resampling = "NEAREST" if name == "change" else "MODE"
-            files[name] = raster.finish(creation_options or {}, resampling)
-            qml = landcover_qml() if name != "change" else change_qml()
-            write_sidecar(files[name], qml)
-            reporter.advance()
+        # the change raster is 0/1: nearest keeps its overviews as sharp and costs less
+        jobs = [(r, "NEAREST" if name == "change" else "MODE") for name, r in rasters.items()]
+        files = dict(zip(rasters, finish_all(jobs, creation_options or {}), strict=True))
+        for name, path in files.items():
+            write_sidecar(path, landcover_qml() if name != "change" else change_qml())
+        reporter.advance(len(rasters))
     finally:
         for raster in rasters.values():
             raster.discard()

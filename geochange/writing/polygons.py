@@ -56,24 +56,13 @@ class ChangePolygonWriter:
 
     def add(self, core: Window, t1: np.ndarray, t2: np.ndarray, event: np.ndarray) -> None:
         """Polygonize the changes of one block (arrays cover ``core``)."""
-        changed = event > 0
-        if not changed.any():
-            return
-        key = event.astype(np.int32) * NUM_CLASSES + t2
-        labels, count = pieces(key, changed)
-        keys = np.zeros(count + 1, np.int32)
-        keys[labels[changed]] = key[changed]
-        t1_counts = np.bincount(
-            labels[changed] * NUM_CLASSES + np.minimum(t1[changed], NUM_CLASSES - 1),
-            minlength=(count + 1) * NUM_CLASSES,
-        ).reshape(count + 1, NUM_CLASSES)
-        transform = Affine.translation(core.col_off, core.row_off)
-        inner = self._inner_border(core)
-        finished = []
-        for geojson, label in features.shapes(labels, mask=changed, transform=transform):
-            polygon = shapely.geometry.shape(geojson)
-            target = self._on_border if polygon.intersects(inner) else finished
-            target.append((int(keys[int(label)]), polygon, t1_counts[int(label)]))
+        self.add_pieces(block_pieces((self.grid.height, self.grid.width), (core, t1, t2, event)))
+
+    def add_pieces(self, found: tuple[list[Piece], list[Piece]]) -> None:
+        """Add one block's pieces from ``block_pieces``: the finished ones are written, those on
+        an inner block border wait for their neighbours."""
+        finished, on_border = found
+        self._on_border.extend(on_border)
         self._write(finished)
 
     def close(self) -> Path:
@@ -123,17 +112,49 @@ class ChangePolygonWriter:
         for name, area in frame.groupby("event")["area_m2"].sum().items():
             self.area_by_event[name] = round(self.area_by_event.get(name, 0.0) + area, 2)
 
-    def _inner_border(self, core: Window) -> shapely.Geometry:
-        """The sides of ``core`` that another block lies beyond, in pixel coordinates."""
-        c0, r0 = int(core.col_off), int(core.row_off)
-        c1, r1 = c0 + int(core.width), r0 + int(core.height)
-        sides = []
-        if r0 > 0:
-            sides.append([(c0, r0), (c1, r0)])
-        if r1 < self.grid.height:
-            sides.append([(c0, r1), (c1, r1)])
-        if c0 > 0:
-            sides.append([(c0, r0), (c0, r1)])
-        if c1 < self.grid.width:
-            sides.append([(c1, r0), (c1, r1)])
-        return shapely.MultiLineString(sides)
+
+def block_pieces(
+    shape: tuple[int, int], block: tuple[Window, np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[list[Piece], list[Piece]]:
+    """The changes of one block of a grid of ``shape`` (height, width) polygonized, from its
+    ``core`` window and the t1, t2 and event arrays over it: the pieces that are finished, and
+    those touching an inner block border. Needs no writer, so blocks can be polygonized in
+    other processes."""
+    core, t1, t2, event = block
+    changed = event > 0
+    if not changed.any():
+        return [], []
+    key = event.astype(np.int32) * NUM_CLASSES + t2
+    labels, count = pieces(key, changed)
+    keys = np.zeros(count + 1, np.int32)
+    keys[labels[changed]] = key[changed]
+    t1_counts = np.bincount(
+        labels[changed] * NUM_CLASSES + np.minimum(t1[changed], NUM_CLASSES - 1),
+        minlength=(count + 1) * NUM_CLASSES,
+    ).reshape(count + 1, NUM_CLASSES)
+    transform = Affine.translation(core.col_off, core.row_off)
+    inner = _inner_border(core, *shape)
+    finished: list[Piece] = []
+    on_border: list[Piece] = []
+    for geojson, label in features.shapes(labels, mask=changed, transform=transform):
+        polygon = shapely.geometry.shape(geojson)
+        target = on_border if polygon.intersects(inner) else finished
+        target.append((int(keys[int(label)]), polygon, t1_counts[int(label)]))
+    return finished, on_border
+
+
+def _inner_border(core: Window, height: int, width: int) -> shapely.Geometry:
+    """The sides of ``core`` that another block of a ``height`` x ``width`` grid lies beyond,
+    in pixel coordinates."""
+    c0, r0 = int(core.col_off), int(core.row_off)
+    c1, r1 = c0 + int(core.width), r0 + int(core.height)
+    sides = []
+    if r0 > 0:
+        sides.append([(c0, r0), (c1, r0)])
+    if r1 < height:
+        sides.append([(c0, r1), (c1, r1)])
+    if c0 > 0:
+        sides.append([(c0, r0), (c0, r1)])
+    if c1 < width:
+        sides.append([(c1, r0), (c1, r1)])
+    return shapely.MultiLineString(sides)
