@@ -66,10 +66,10 @@ SAMPLERS = ("ddim", "dpm")
 COMPOSITIONS = ("pixel", "latent")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 T1 = 1
+"""The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
 CODEC_PASSES = 2
 """Encodings (and as many decodings) of its canvas that painting an image takes, about: a real
 or collage image encoded, the drawn latents and the base decoded for the composition, and so on."""
-"""The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
 
 
 @dataclass(frozen=True)

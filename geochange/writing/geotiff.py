@@ -98,12 +98,13 @@ def finish_all(
     a COG copy leaves cores idle while it reads and builds overviews, which another copy's
     compression fills (three 16384² copies: 13.7 s against 15.5 s one after another)."""
 
-    def finish(raster: StreamingGeoTIFF, resampling: str) -> Path:
+    def finish(job: tuple[StreamingGeoTIFF, str]) -> Path:
+        raster, resampling = job
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # GDAL settings are per thread
             return raster.finish(creation_options, resampling)
 
-    with ThreadPoolExecutor(len(rasters) or 1) as pool:
-        return list(pool.map(finish, *zip(*rasters, strict=True)))
+    with ThreadPoolExecutor(max(len(rasters), 1)) as pool:
+        return list(pool.map(finish, rasters))
 
 
 def check_creation_options(creation_options: dict[str, str]) -> None:
