@@ -329,3 +329,14 @@ def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tm
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 pairs of 64² on cpu, 1 thread, 2 steps:" in done.stdout, done.stdout
     assert " pairs/s, " in done.stdout
+
+
+def test_the_cli_lowers_openmp_spinning_before_torch_loads():
+    """Set after torch had loaded, the spin count would do nothing (OpenMP reads it once)."""
+    code = (
+        "import os, sys; os.environ.pop('GOMP_SPINCOUNT', None); "
+        "os.environ.pop('OMP_WAIT_POLICY', None); import geochange.cli; "
+        "print(os.environ.get('GOMP_SPINCOUNT'), 'torch' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.split() == ["1000", "False"], done.stdout + done.stderr

@@ -25,15 +25,6 @@ from geochange.cli.synth import synth
 from geochange.cli.train import train
 from geochange.errors import InputError
 
-# Torch's OpenMP threads spin 300,000 times at each barrier before they sleep. On a machine
-# busy with other work a spinning thread holds a core that a preempted one needs, and `synth`
-# with every core ran 2.7x slower than with one thread; at 1,000 spins (OpenMP's own value when
-# it knows the cores are oversubscribed) it ran as fast as one thread under load and as fast as
-# before on a quiet machine (benchmarks/threads.py). Set before torch loads; the arithmetic,
-# and so every output, is the same. An explicit GOMP_SPINCOUNT or OMP_WAIT_POLICY wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-
 
 class GeochangeGroup(click.Group):
     """Turns errors into messages and exit codes instead of tracebacks."""
