@@ -341,4 +341,4 @@ def _level_seams(image: np.ndarray, pieces: np.ndarray, sigma: float = SEAM_SIGM
 def _local_mean(pixels: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
     """Per band, the Gaussian-weighted mean of ``pixels`` (3, h, w) over the pixels ``where``."""
     weight = np.maximum(ndimage.gaussian_filter(where.astype(np.float32), sigma), 1e-6)
-    return np.stack([ndimage.gaussian_filter(band * where, sigma) / weight for band in pixels])
+    return ndimage.gaussian_filter(pixels * where, (0, sigma, sigma)) / weight
