@@ -67,6 +67,10 @@ COMPOSITIONS = ("pixel", "latent")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 T1 = 1
 """The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
+Latent = torch.Tensor | Callable[[], torch.Tensor]
+"""A latent, or how to encode it when it is needed: an image whose successor fills exemplars
+is never encoded itself, since the successor encodes its own base (a tenth of a dataset pair's
+time went to that unused encoding)."""
 CODEC_PASSES = 2
 """Encodings (and as many decodings) of its canvas that painting an image takes, about: a real
 or collage image encoded, the drawn latents and the base decoded for the composition, and so on."""
@@ -504,7 +508,7 @@ class Painter:
         if t1_image is not None:
             rgb1, has_pixels = t1_image
             valid1 &= has_pixels
-            z_a = self._encode(rgb1, pad)
+            z_a = partial(self._encode, rgb1, pad)
         else:
             z_a, rgb1 = self._paint_t1(block, masks[0], t1, pad, neighbours, known)
         images, latent, valid = [rgb1], z_a, valid1
@@ -529,6 +533,7 @@ class Painter:
                     exemplar = to_latent(self._padded(filled, pad), size)
                     unchanged = torch.maximum(unchanged, exemplar)
                     hold = torch.maximum(hold, exemplar)
+            z_base = _now(z_base)
             z_a, pin, name = z_base, None, f"t{timestamp}"
             if name in neighbours:
                 anchor_mask = self._anchor_mask(known, pad)
@@ -574,7 +579,7 @@ class Painter:
         pad: tuple[int, int, int, int],
         neighbours: dict[str, np.ndarray],
         known: np.ndarray,
-    ) -> tuple[torch.Tensor, np.ndarray]:
+    ) -> tuple[Latent, np.ndarray]:
         """Latents and RGB of t1 where no real image is given.
 
         With exemplars, t1 starts as a collage of the bank's real crops and roofs laid on the
@@ -605,7 +610,7 @@ class Painter:
         if base is not None and self.options.composition == "pixel":
             weight = blend_weight(filled)
             rgb = compose(base, decoded, self._decode(z_a, pad, height, width), weight)
-            latent = self._encode(rgb, pad)  # from here on, t1 is like a real image
+            latent = partial(self._encode, rgb, pad)  # from here on, t1 is like a real image
         else:
             rgb = to_uint8(decoded)
         if "t1" in neighbours:
@@ -823,6 +828,11 @@ class _WindowProgress:
         here, and a Dask run never ticks."""
         self.reporter.advance(max(planned - self.ticked, 0))
         self.ticked = 0
+
+
+def _now(latent: Latent) -> torch.Tensor:
+    """``latent``, encoded now if it was left for later."""
+    return latent() if callable(latent) else latent
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
