@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -76,7 +77,7 @@ class Scheduler:
             yield from map(function, items)
             return
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(cores, mp_context=context) as pool:
+        with ProcessPoolExecutor(cores, mp_context=context, initializer=_leave_ctrl_c) as pool:
             yield from _in_order(pool.submit, function, items, 2 * cores)
 
     def describe(self) -> dict:
@@ -93,6 +94,12 @@ class Scheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _leave_ctrl_c() -> None:
+    """In a forked worker: Ctrl-C reaches the whole process group, but only the parent acts on
+    it (it stops the pool and cleans up); a worker would only print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _in_order(
