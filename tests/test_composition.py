@@ -363,3 +363,37 @@ def test_without_an_image_t1_is_built_of_real_crops_and_new_buildings_show(tmp_p
 def _read(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read()
+
+
+@pytest.mark.parametrize("exemplars", [True, False])
+def test_an_image_is_encoded_once_and_only_where_its_latent_is_used(exemplars: bool):
+    """A real t1 whose changed land the exemplars fill is encoded once, with them; encoding it
+    before as well was a tenth of a dataset pair's time, for a latent nobody read."""
+    import torch
+
+    from geochange.model import SemanticLDM, preset
+    from geochange.painting import Painter, SamplingOptions
+    from geochange.plan import Block
+
+    torch.manual_seed(0)
+    options = SamplingOptions(
+        steps=2, sampler="ddim", tile_size=64, overlap=0, batch_size=1, exemplars=exemplars
+    )
+    painter = Painter(SemanticLDM(preset("tiny")), options, 0, torch.device("cpu"))
+    encoded = []
+    encode = painter.model.encode
+    painter.model.encode = lambda images, *rest: encoded.append(images) or encode(images, *rest)
+    t1 = np.full((64, 64), 4, np.uint8)  # tree
+    t1[:, :24] = 0  # bare land, for exemplars of the clearing
+    t2 = t1.copy()
+    t2[20:44, 34:58] = 0  # a clearing
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8)
+    images, _ = painter.paint_block(
+        Block.alone(0, 64, 64), [t1, t2], t1_image=(rgb, np.ones((64, 64), bool))
+    )
+    assert len(encoded) == 1
+    first = ((encoded[0][0] + 1) * 127.5).round().numpy().astype(np.uint8)
+    # with exemplars, the base encoded is the image with the clearing filled, not the image
+    assert (first[:, 20:44, 34:58] != rgb[:, 20:44, 34:58]).any() == exemplars
+    np.testing.assert_array_equal(first[:, :, :24], rgb[:, :, :24])
+    assert images[1].shape == (3, 64, 64)
