@@ -71,9 +71,14 @@ Latent = torch.Tensor | Callable[[], torch.Tensor]
 """A latent, or how to encode it when it is needed: an image whose successor fills exemplars
 is never encoded itself, since the successor encodes its own base (a tenth of a dataset pair's
 time went to that unused encoding)."""
-CODEC_PASSES = 2
-"""Encodings (and as many decodings) of its canvas that painting an image takes, about: a real
-or collage image encoded, the drawn latents and the base decoded for the composition, and so on."""
+ENCODINGS, DECODINGS = 1, 2
+"""Passes over its canvas that painting an image takes, mostly: its base encoded (the real
+image or collage, with the exemplars in it); the drawn latents and the base decoded for the
+composition."""
+REST_PER_MODEL_S = 0.3
+"""Seconds of painting outside the model (exemplars, composition, acquisition, writing) per
+second in it, for ``--dry-run``'s estimate: 0.36 for the demo, 0.21 for a real image
+(houston_16 with ``--image``), on 2 CPU cores."""
 
 
 @dataclass(frozen=True)
@@ -726,8 +731,8 @@ class Painter:
         """The paint pass of ``plan`` in figures, for ``--dry-run``: its tile windows and
         about how long it takes here. One batch of windows through the UNet and one tile
         through the encoder and the decoder are timed on this device (each after an untimed
-        call that warms it up); each image is taken to cost ``CODEC_PASSES`` encodings and as
-        many decodings of its canvas. Exemplar collages and the rest are not counted."""
+        call that warms it up); each image is taken to cost ``ENCODINGS`` and ``DECODINGS`` of
+        its canvas, and the rest of the painting ``REST_PER_MODEL_S`` of that."""
         opts, f, config = self.options, self.f, self.model.config
         side = opts.tile_size // f
         latents = torch.zeros((opts.batch_size, config.latent_channels, side, side))
@@ -749,14 +754,14 @@ class Painter:
         with torch_threads(opts.threads), self.autocast(), torch.no_grad():
             window_s = seconds(lambda: self.model.denoise(latents, 500, masks, opts.guidance))
             window_s /= opts.batch_size
-            tile_s = seconds(lambda: self.model.encode(pixels))
-            tile_s += seconds(lambda: self.model.decode(latents[:1]))
+            tile_s = ENCODINGS * seconds(lambda: self.model.encode(pixels))
+            tile_s += DECODINGS * seconds(lambda: self.model.decode(latents[:1]))
         windows = sum(self.block_windows(block, timestamps, real_t1) for block in plan.blocks())
         images = timestamps - real_t1
         tiles = sum(self._canvas_windows(block) for block in plan.blocks()) * images
         return {
             "tile_windows": windows,
-            "estimate_s": round(windows * window_s + tiles * CODEC_PASSES * tile_s, 1),
+            "estimate_s": round((windows * window_s + tiles * tile_s) * (1 + REST_PER_MODEL_S), 1),
             "timed_on": f"{self.device.type}, {opts.threads or torch.get_num_threads()} threads"
             if self.device.type == "cpu"
             else str(self.device),
