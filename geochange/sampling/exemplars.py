@@ -322,12 +322,11 @@ def _level_seams(image: np.ndarray, pieces: np.ndarray, sigma: float = SEAM_SIGM
     region = pieces > 0
     if not region.any():
         return
-    values, pieces = np.unique(pieces, return_inverse=True)
-    pieces = pieces.reshape(region.shape) + int(values[0] != 0)  # 0 stays "no piece"
     pixels = image.astype(np.float32)
     shared = _local_mean(pixels, region, sigma)
     correction = np.zeros_like(pixels)
     reach = int(3 * sigma) + 1
+    # the numbers are sparse (4 per placement); the unused ones have no box
     for piece, box in enumerate(ndimage.find_objects(pieces), start=1):
         if box is None:
             continue
