@@ -498,11 +498,7 @@ class Painter:
         neighbours = neighbours or {}
         t1 = classes[0]
         height, width = t1.shape
-        unit = pad_multiple(self.model)
-        # Leading pad puts latent cells on the grid's multiples of f, so block borders (multiples
-        # of 512) fall between latent cells and a painted neighbour covers whole cells.
-        top, left = int(block.window.row_off) % self.f, int(block.window.col_off) % self.f
-        pad = (left, -(left + width) % unit, top, -(top + height) % unit)
+        pad = self._padding(block)
         masks = [
             F.pad(torch.from_numpy(c).long()[None], pad, value=NODATA).to(self.device)
             for c in classes
@@ -714,18 +710,24 @@ class Painter:
         first = 0 if real_t1 else run(collage)
         return self._canvas_windows(block) * (first + (timestamps - 1) * run(True))
 
+    def _padding(self, block: Block) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom) pixels that pad ``block``'s window to whole latent cells
+        and UNet levels. The leading pad puts latent cells on the grid's multiples of f, so
+        block borders (multiples of 512) fall between latent cells and a painted neighbour
+        covers whole cells."""
+        unit, window = pad_multiple(self.model), block.window
+        top, left = int(window.row_off) % self.f, int(window.col_off) % self.f
+        height, width = int(window.height), int(window.width)
+        return (left, -(left + width) % unit, top, -(top + height) % unit)
+
     def _canvas_windows(self, block: Block) -> int:
         """Tile windows over ``block``'s window padded as ``paint_block`` pads it: the UNet's
         per step, and the autoencoder's per encoding or decoding."""
-        unit, opts = pad_multiple(self.model), self.options
-        padded = []
-        for offset, size in (
-            (int(block.window.row_off), int(block.window.height)),
-            (int(block.window.col_off), int(block.window.width)),
-        ):
-            lead = offset % self.f
-            padded.append((lead + size + -(lead + size) % unit) // self.f)
-        return len(latent_windows(*padded, opts.tile_size // self.f, opts.overlap // self.f))
+        left, right, top, bottom = self._padding(block)
+        rows = (top + int(block.window.height) + bottom) // self.f
+        cols = (left + int(block.window.width) + right) // self.f
+        opts = self.options
+        return len(latent_windows(rows, cols, opts.tile_size // self.f, opts.overlap // self.f))
 
     def estimate(self, plan: Plan, timestamps: int, real_t1: bool) -> dict:
         """The paint pass of ``plan`` in figures, for ``--dry-run``: its tile windows and

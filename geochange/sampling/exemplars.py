@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import cached_property
 from itertools import count
 
 import numpy as np
@@ -77,7 +78,7 @@ def exemplar_fill(
     filled = np.zeros(before.shape, bool)
     changed = (before != after) & (after != NODATA)
     scene = np.where(valid, before, NODATA)
-    colours = _SceneColours(rgb, scene)
+    colours = None if bank is None else _SceneColours(rgb, scene)
     new = changed & (after == BUILDING)
     if new.any():  # roofs and shadows are looked for only where buildings are added
         old = valid & (before == BUILDING) & (after == BUILDING)
@@ -209,8 +210,12 @@ class _SceneColours:
             cls: rgb[:, scene == cls].astype(np.float64).mean(axis=1)
             for cls in np.flatnonzero(self.pixels >= MIN_TIE)
         }
-        known = scene != NODATA
-        self.brightness = rgb[:, known].mean() if known.any() else None
+
+    @cached_property
+    def brightness(self) -> float | None:
+        """The image's mean over its known pixels, for crops that share no class with it."""
+        known = self.scene != NODATA
+        return self.rgb[:, known].mean() if known.any() else None
 
     def of(self, bank: ExemplarBank, crop: int, pixels: np.ndarray) -> np.ndarray:
         """``pixels`` of bank crop ``crop`` (3, ...) in this image's colours, uint8."""

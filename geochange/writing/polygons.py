@@ -54,10 +54,6 @@ class ChangePolygonWriter:
         self._to_map = [a, b, d, e, c, f]
         self._equal_area = grid.equal_area_crs()
 
-    def add(self, core: Window, t1: np.ndarray, t2: np.ndarray, event: np.ndarray) -> None:
-        """Polygonize the changes of one block (arrays cover ``core``)."""
-        self.add_pieces(block_pieces((self.grid.height, self.grid.width), (core, t1, t2, event)))
-
     def add_pieces(self, found: tuple[list[Piece], list[Piece]]) -> None:
         """Add one block's pieces from ``block_pieces``: the finished ones are written, those on
         an inner block border wait for their neighbours."""
