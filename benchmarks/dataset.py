@@ -60,6 +60,7 @@ def main() -> None:
     dataset.TileSource.read = timed(dataset.TileSource.read, totals, "read")
     pairs.simulate_pair = timed(pairs.simulate_pair, totals, "events")
     dataset.write_pair = timed(dataset.write_pair, totals, "writing")
+    pairs.encode_pair = timed(pairs.encode_pair, totals, "encoding")
     pairs.paint_task = timed(pairs.paint_task, totals, "painting")
     original = Painter.__init__
 
@@ -90,6 +91,7 @@ def main() -> None:
     print(f"  events                      {ms(totals['events'])}")
     print(f"  model                       {ms(model)}")
     print(f"  painting outside the model  {ms(outside_painting)}")
+    print(f"  PNG encoding                {ms(totals['encoding'])}")
     print(f"  writing                     {ms(totals['writing'])}")
     print(f"  non-model (goal ≤ 50 ms)    {ms(non_model)}")
     print(f"pairs/s: {timing['pairs_per_second']:.2f} in the pair loop (goal ≥ 5 on 2 cores),")

@@ -47,13 +47,15 @@ from geochange.events import Event, parse_events
 from geochange.grid import Grid, open_raster
 from geochange.hashing import file_sha256
 from geochange.manifest import run_key
+from geochange.model import pick_device
 from geochange.painting import Painter, SamplingOptions, open_painter
 from geochange.pairs import (
     LAYOUTS,
+    PAIR_BATCH,
     SPLITS,
     PairJob,
     PairMaker,
-    make_pair,
+    make_pairs,
     write_pair,
 )
 from geochange.report import Reporter
@@ -191,6 +193,7 @@ def make_dataset(
     classes: str | None = None,
     gsd: float = DEFAULT_GSD,
     layout: str = "levir",
+    batch_size: int | None = None,
     overwrite: bool = False,
     resume: bool = False,
     scheduler: Scheduler | None = None,
@@ -201,13 +204,15 @@ def make_dataset(
 
     ``events`` is a spec (``"building_add:count=3"``) or parsed events; ``model`` is
     ``default`` or a model folder; ``classes`` and ``gsd`` say how to read the masks and tiles
-    without georeferencing. Each pair is painted whole by one torch thread: the model's float
-    sums depend on the thread count, and with it fixed a pair has the same bytes here and on
-    any Dask worker.
+    without georeferencing. ``batch_size`` pairs are painted together, their model calls
+    batched (default by device: ``PAIR_BATCH``). Each pair is painted by one torch thread: the
+    model's float sums depend on the thread count, and with it fixed a pair has the same bytes
+    here and on any Dask worker.
     """
     parsed = parse_events(events) if isinstance(events, str) else list(events)
     tiles = TileSource(source, classes, gsd)
-    options = replace(options or SamplingOptions(), overlap=0, batch_size=1, threads=1)
+    batch_size = batch_size or PAIR_BATCH[pick_device(device).type]
+    options = replace(options or SamplingOptions(), overlap=0, batch_size=batch_size, threads=1)
     painter = open_painter(str(model), options, seed, device)
     return write_pairs(
         tiles,
@@ -237,8 +242,11 @@ def write_pairs(
 ) -> DatasetResult:
     """Write ``pairs`` pairs of ``painter.options.tile_size`` px into folder ``output``.
 
-    The painter's seed seeds the pairs too. Pairs are made on ``scheduler`` (default: here) and
-    written in index order; ``resume`` goes on from an interrupted run with the same parameters.
+    The painter's seed seeds the pairs too. Pairs are made on ``scheduler`` (default: here) in
+    groups of ``painter.options.batch_size`` consecutive indices, painted together, and written
+    in index order; ``resume`` goes on from an interrupted run with the same parameters,
+    painting again the whole group of a missing pair (the group decides its pixels) but
+    writing only the missing ones.
     """
     if layout not in LAYOUTS:
         raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
@@ -271,23 +279,33 @@ def write_pairs(
                 "since (their files no longer match); they are made again"
             )
         todo = [i for i in range(pairs) if i not in done]
+        batch = painter.options.batch_size
+        groups = [
+            range(start, min(start + batch, pairs))
+            for start in range(0, pairs, batch)
+            if any(i not in done for i in range(start, min(start + batch, pairs)))
+        ]
         maker = PairMaker(
             tuple(events),
             seed,
             painter.spec if scheduler.distributed else painter,
             painter.options.acquisition,
+            layout,
         )
-        jobs = (_job(source, weights, size, seed, index) for index in todo)
+        jobs = ([_job(source, weights, size, seed, index) for index in group] for group in groups)
         reporter.stage("pairs", pairs)
         reporter.advance(len(done))
         model_s = 0.0
         tic = time.perf_counter()
         try:
-            for result in scheduler.imap(partial(make_pair, maker), jobs):
-                done[result.job.index] = write_pair(partial_dir, layout, result, len(events))
-                pair_log.log(done[result.job.index])
-                model_s += result.model_s
-                reporter.advance()
+            for results in scheduler.imap(partial(make_pairs, maker), jobs):
+                for result in results:
+                    if result.job.index in done:  # painted again only for its group
+                        continue
+                    done[result.job.index] = write_pair(partial_dir, layout, result, len(events))
+                    pair_log.log(done[result.job.index])
+                    model_s += result.model_s
+                    reporter.advance()
         except BaseException:
             reporter.close()
             reporter.warning(

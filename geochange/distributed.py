@@ -70,7 +70,7 @@ class Scheduler:
         """
         if self.client is not None:
             submit = partial(self.client.submit, pure=False)
-            yield from _in_order(submit, function, items, 2 * self.workers)
+            yield from in_order(submit, function, items, 2 * self.workers)
             return
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         if not forked or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
@@ -78,7 +78,7 @@ class Scheduler:
             return
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(cores, mp_context=context, initializer=_leave_ctrl_c) as pool:
-            yield from _in_order(pool.submit, function, items, 2 * cores)
+            yield from in_order(pool.submit, function, items, 2 * cores)
 
     def describe(self) -> dict:
         return {"spec": self.spec, "workers": self.workers}
@@ -102,7 +102,7 @@ def _leave_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _in_order(
+def in_order(
     submit: Callable[..., Any],
     function: Callable[[Item], Output],
     items: Iterable[Item],

@@ -16,6 +16,7 @@ rasters, COG writing, windows) are imported inside the run pass that uses them."
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DPMSolverMultistepScheduler, SchedulerMixin
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, SchedulerMixin
 from scipy import ndimage
 
 from geochange.acquisition import PRESETS, Acquisition, apply_acquisition, margin
@@ -53,6 +54,7 @@ from geochange.sampling import (
     window_weights,
 )
 from geochange.sampling import tile_windows as latent_windows
+from geochange.sampling.lockstep import Member
 from geochange.seeds import ACQUISITION, child_seed
 
 if TYPE_CHECKING:
@@ -235,13 +237,19 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def built(painter: Painter | PainterSpec) -> Painter:
+    """The painter itself, or the one a spec builds (once per process: on a Dask worker)."""
+    if isinstance(painter, PainterSpec):
+        return worker_cached(painter, painter.build)
+    return painter
+
+
 def paint_task(
     painter: Painter | PainterSpec, job: BlockJob
 ) -> tuple[list[np.ndarray], np.ndarray, float, int]:
     """Paint one block (here, or on a worker that builds the painter once); also returns the
     seconds in the model and the tile windows it ran."""
-    if isinstance(painter, PainterSpec):
-        painter = worker_cached(painter, painter.build)
+    painter = built(painter)
     model_s, windows = painter.model_s, painter.windows
     with torch_threads(painter.options.threads), painter.autocast():
         images, valid1 = painter.paint_block(
@@ -297,10 +305,24 @@ class Painter:
             self.device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"
         )
 
+    @contextmanager
+    def inference(self) -> Iterator[None]:
+        """How every model call runs: no gradients, at the options' precision."""
+        with torch.no_grad(), self.autocast():
+            yield
+
     def scheduler(self) -> SchedulerMixin:
-        if self.options.sampler == "dpm":
-            return DPMSolverMultistepScheduler.from_config(self.model.scheduler.config)
-        return self.model.scheduler
+        """A new scheduler per sampling: it keeps state (its steps, DPM's last outputs), and
+        paintings may run side by side (``with_model``)."""
+        kind = DPMSolverMultistepScheduler if self.options.sampler == "dpm" else DDIMScheduler
+        return kind.from_config(self.model.scheduler.config)
+
+    def with_model(self, model: SemanticLDM | Member) -> Painter:
+        """This painter calling ``model`` instead (a ``Lockstep`` member, which batches its
+        calls with other paintings'), with counters of its own."""
+        painter = copy.copy(self)
+        painter.model, painter.model_s, painter.windows, painter.on_windows = model, 0.0, 0, None
+        return painter
 
     def fingerprint(self) -> dict:
         return {

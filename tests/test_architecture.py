@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -320,15 +321,18 @@ def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tm
         source=np.zeros(3, np.uint16),
         metadata=json.dumps(metadata),
     )
-    argv = ["pairs.py", "--pack", str(tmp_path / "pack.npz"), "--pairs", "2", "--steps", "2"]
-    argv += ["--device", "cpu", "--model", str(model_dir)]
+    argv = ["pairs.py", "--pack", str(tmp_path / "pack.npz"), "--pairs", "4", "--steps", "2"]
+    argv += ["--device", "cpu", "--model", str(model_dir), "--batch-size", "2", "--compare", "2"]
     run = f"import runpy, sys; sys.argv = {argv!r}; "
     run += "runpy.run_path('benchmarks/pairs.py', run_name='__main__')"
     code = BLOCK_GIS.replace("for module in sys.argv[1:]:", "for module in ():") + run
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "2 pairs of 64² on cpu, 1 thread, 2 steps:" in done.stdout, done.stdout
+    assert "4 pairs of 64² on cpu, 1 thread, 2 steps, this process, batches of 2:" in done.stdout
     assert " pairs/s, " in done.stdout
+    differ = re.search(r"differ from one pair at a time: (\d+) of (\d+)", done.stdout)
+    assert differ and int(differ[2]) == 2 * 3 * 64 * 64, done.stdout
+    assert int(differ[1]) <= 0.01 * int(differ[2]), done.stdout
 
 
 def test_the_cli_lowers_openmp_spinning_before_torch_loads():

@@ -353,3 +353,78 @@ def test_tiny_unet_through_the_canvas_composes() -> None:
         )
     assert out.shape == z_a.shape and torch.isfinite(out).all()
     assert calls == [3, 1] * 4  # 4 windows in batches of 3, fused at every step
+
+
+class CountingModel:
+    """Stands for the model: each call's batch size is recorded; outputs are elementwise, so a
+    sample's output does not depend on its batch-mates."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, int]] = []
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        self.batches.append(("encode", images.shape[0]))
+        return images[:, :2, ::2, ::2] * 2
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        self.batches.append(("decode", latents.shape[0]))
+        return latents.repeat_interleave(2, -1).repeat_interleave(2, -2)[:, :1] - 1
+
+    def denoise(self, z_t, t, mask, guidance_scale=1.0):
+        self.batches.append(("denoise", z_t.shape[0]))
+        steps = torch.as_tensor(t).expand(z_t.shape[0])
+        return z_t * guidance_scale + steps[:, None, None, None] + mask[:, :1]
+
+
+def test_lockstep_batches_every_painting_and_keeps_each_ones_result():
+    """Paintings of unequal length (steps), one of two image sizes: calls of the same kind and
+    shape share a batch while other paintings wait or have ended; each gets its own output."""
+    from geochange.sampling.lockstep import Lockstep
+
+    def painting(index: int, steps: int, size: int):
+        def paint(model) -> torch.Tensor:
+            z = model.encode(torch.full((1, 3, size, size), float(index)))
+            for step in range(steps):
+                z = model.denoise(z, step, torch.ones((1, 9, size // 2, size // 2)))
+            return model.decode(z)
+
+        return paint
+
+    plans = [(0, 3, 8), (1, 1, 8), (2, 3, 8), (3, 2, 16)]
+    model = CountingModel()
+    lockstep = Lockstep(model)
+    results = lockstep.run([painting(*plan) for plan in plans])
+    alone = [painting(*plan)(CountingModel()) for plan in plans]
+    for result, expected in zip(results, alone, strict=True):
+        assert torch.equal(result, expected)
+    # one line per round, batches in the order of their first painting: the encodes (8 px
+    # thrice, 16 px); step 0; step 1 and painting 1's decode; ...
+    assert model.batches == [
+        ("encode", 3), ("encode", 1),
+        ("denoise", 3), ("denoise", 1),
+        ("denoise", 2), ("decode", 1), ("denoise", 1),
+        ("denoise", 2), ("decode", 1),
+        ("decode", 2),
+    ]  # fmt: skip
+    assert lockstep.calls == len(model.batches)
+
+
+def test_lockstep_error_reaches_the_caller_without_hanging_the_others():
+    from geochange.sampling.lockstep import Lockstep
+
+    def fine(model) -> torch.Tensor:
+        z = model.encode(torch.ones((1, 3, 4, 4)))
+        return model.decode(model.denoise(z, 1, torch.ones((1, 9, 2, 2))))
+
+    def broken(model) -> torch.Tensor:
+        model.encode(torch.ones((1, 3, 4, 4)))
+        raise ValueError("no land cover")
+
+    def bad_shape(model) -> torch.Tensor:
+        return model.denoise(torch.ones((1, 2, 2, 2)), 1, torch.ones((1, 9, 3, 3)))
+
+    with pytest.raises(ValueError, match="no land cover"):
+        Lockstep(CountingModel()).run([fine, broken, fine])
+    # a model error reaches the paintings of that batch only, and the first is raised
+    with pytest.raises(RuntimeError):
+        Lockstep(CountingModel()).run([fine, bad_shape])

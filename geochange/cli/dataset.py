@@ -46,6 +46,13 @@ from geochange.cli.reporting import emit, make_reporter
     help="Edge of each pair in pixels (one model window; a multiple of the model's unit).",
 )
 @click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Pairs painted together, their tile windows in one model call. Default by device: "
+    "1 on a CPU (batches are no faster there), 64 on a GPU. The pixels depend on which pairs "
+    "share a batch, so the same seed gives the same bytes with the same --batch-size.",
+)
+@click.option(
     "--classes",
     metavar="SCHEME|YAML",
     help="Class scheme of the masks. Default by folder layout: oem for OpenEarthMap "
@@ -74,6 +81,7 @@ def dataset(
     layout: str,
     events_spec: str,
     tile_size: int,
+    batch_size: int | None,
     classes: str | None,
     gsd: float,
     seed: int,
@@ -154,6 +162,7 @@ def dataset(
             classes=classes,
             gsd=gsd,
             layout=layout,
+            batch_size=batch_size,
             overwrite=overwrite,
             resume=resume,
             scheduler=workers,
