@@ -202,3 +202,71 @@ def test_a_tampered_model_config_is_refused(tmp_path, part, edit, message):
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=message):
         load_model(folder)
+
+
+def _patchy_images(count: int = 6, size: int = 32) -> torch.Tensor:
+    """Smooth colour fields with some texture: images whose patches have a few dominant
+    components, in [-1, 1]."""
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(count, 3, size // 8, size // 8, generator=g) * 2 - 1
+    fields = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear")
+    return (fields + 0.1 * torch.randn(count, 3, size, size, generator=g)).clamp(-1, 1)
+
+
+def test_a_fitted_patch_autoencoder_is_the_whitened_linear_code_of_its_patches():
+    """Right after ``fit`` the autoencoder is exactly the principal-component code of the
+    f x f patches (its residual stacks add nothing yet): the reconstruction is the projection
+    onto the leading components, and every latent channel has unit variance."""
+    from geochange.model.patch_autoencoder import PatchAutoencoder
+
+    torch.manual_seed(0)
+    ae = PatchAutoencoder(factor=4, latent_channels=6, hidden=8, blocks=1).eval()
+    images = _patchy_images()
+    ae.fit(images)
+    with torch.no_grad():
+        latents = ae.encode(images).latents
+        decoded = ae.decode(latents).sample
+    assert latents.shape == (6, 6, 8, 8)
+    assert torch.allclose(latents.std(dim=(0, 2, 3)), torch.ones(6), atol=0.02)
+    centred = images - images.mean(dim=(0, 2, 3))[None, :, None, None]
+    patches = centred.reshape(6, 3, 8, 4, 8, 4).permute(0, 2, 4, 1, 3, 5).reshape(-1, 48)
+    basis = torch.linalg.svd(patches, full_matrices=False).Vh[:6]
+    projected = (patches @ basis.T @ basis).reshape(6, 8, 8, 3, 4, 4).permute(0, 3, 1, 4, 2, 5)
+    expected = projected.reshape(6, 3, 32, 32) + images.mean(dim=(0, 2, 3))[None, :, None, None]
+    assert torch.allclose(decoded, expected, atol=1e-4)
+    # fewer channels keep less: the code is the leading components, not any six
+    smaller = PatchAutoencoder(factor=4, latent_channels=2, hidden=8, blocks=1).eval()
+    smaller.fit(images)
+    with torch.no_grad():
+        coarse = smaller.decode(smaller.encode(images).latents).sample
+    assert (coarse - images).square().mean() > 1.5 * (decoded - images).square().mean()
+
+
+def test_patch_preset_saves_loads_bit_exact_and_trains_from_its_fit(tmp_path):
+    """The ``patch`` preset's autoencoder loads back bit for bit, and a new one is fitted to
+    the training crops before the first step (a random one would start far worse)."""
+    from geochange.training.loops import autoencoder_loss
+    from geochange.training.train import _spread_crops
+
+    model = SemanticLDM(preset("patch").with_(unet_block_out_channels=(32, 32),
+                                                unet_norm_num_groups=8)).eval()  # fmt: skip
+    assert model.config.downsampling == 8 and model.config.latent_channels == 16
+    images = _patchy_images(count=4, size=64)
+
+    class Crops:
+        def __len__(self) -> int:
+            return 4
+
+        def unaugmented(self, index: int):
+            return images[index], torch.zeros(64, 64, dtype=torch.long)
+
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        random_loss = autoencoder_loss(model, images, generator)
+        model.vae.fit(_spread_crops(Crops(), 64))
+        fitted_loss = autoencoder_loss(model, images, generator)
+    assert fitted_loss < 0.5 * random_loss
+    folder = model.save_pretrained(tmp_path / "patch")
+    loaded = load_model(folder)
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(loaded.encode(images)), model.decode(model.encode(images)))

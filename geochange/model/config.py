@@ -15,7 +15,7 @@ from geochange.errors import InputError
 
 GSD_TOLERANCE = 2.0
 """How many times larger or smaller than the model's training pixels a grid's may be."""
-AUTOENCODERS = ("VQModel", "AutoencoderKL", "AutoencoderTiny")
+AUTOENCODERS = ("VQModel", "AutoencoderKL", "AutoencoderTiny", "PatchAutoencoder")
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 LOSSES = ("l1", "l2")
 
@@ -115,6 +115,25 @@ class ModelConfig:
         return replace(self, **changes)
 
 
+CPU = ModelConfig(
+    name="cpu",
+    autoencoder="AutoencoderTiny",
+    ae_block_out_channels=(32, 32, 32, 32),
+    ae_layers_per_block=2,
+    latent_channels=4,
+    mask_channels=8,
+    mask_hidden=32,
+    unet_block_out_channels=(64, 96, 128),
+    unet_layers_per_block=2,
+    prediction_type="v_prediction",
+    min_snr_gamma=5.0,
+    mask_every_resolution=True,
+    mask_dropout=0.1,
+    layout_init=True,
+)
+"""Turns on the levers that make a small model follow the mask (DESIGN.md section 4)."""
+
+
 PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(
         name="paper",
@@ -130,21 +149,12 @@ PRESETS: dict[str, ModelConfig] = {
         prediction_type="epsilon",
         loss="l1",
     ),
-    "cpu": ModelConfig(
-        name="cpu",
-        autoencoder="AutoencoderTiny",
-        ae_block_out_channels=(32, 32, 32, 32),
-        ae_layers_per_block=2,
-        latent_channels=4,
-        mask_channels=8,
-        mask_hidden=32,
-        unet_block_out_channels=(64, 96, 128),
-        unet_layers_per_block=2,
-        prediction_type="v_prediction",
-        min_snr_gamma=5.0,
-        mask_every_resolution=True,
-        mask_dropout=0.1,
-        layout_init=True,
+    "cpu": CPU,
+    "patch": CPU.with_(
+        name="patch",
+        autoencoder="PatchAutoencoder",
+        ae_block_out_channels=(64, 64, 64, 64),
+        latent_channels=16,
     ),
     "tiny": ModelConfig(
         name="tiny",
@@ -166,7 +176,9 @@ PRESETS: dict[str, ModelConfig] = {
         layout_init=True,
     ),
 }
-"""Named configurations; ``tiny`` is for tests only."""
+"""Named configurations. ``patch`` is ``cpu`` on a ``PatchAutoencoder`` of 16 channels per
+8 x 8 pixels (it starts as their linear code, which keeps 35.9 / 27.1 dB on the held-out crops
+against ``cpu``'s 26.8 / 20.3); ``tiny`` is for tests only."""
 
 
 def preset(name: str) -> ModelConfig:

@@ -23,11 +23,13 @@ from torch import nn
 from geochange.classes import CLASS_NAMES, NODATA, NUM_CLASSES
 from geochange.errors import InputError
 from geochange.model.config import ModelConfig
+from geochange.model.patch_autoencoder import PatchAutoencoder
 
 AUTOENCODER_CLASSES = {
     "VQModel": VQModel,
     "AutoencoderKL": AutoencoderKL,
     "AutoencoderTiny": AutoencoderTiny,
+    "PatchAutoencoder": PatchAutoencoder,
 }
 MASK_WEIGHTS = "mask.safetensors"
 METADATA = "geochange.json"
@@ -42,7 +44,7 @@ REQUIRED_FILES = (
     METADATA,
 )
 
-Autoencoder = VQModel | AutoencoderKL | AutoencoderTiny
+Autoencoder = VQModel | AutoencoderKL | AutoencoderTiny | PatchAutoencoder
 MASK_INPUT_CHANNELS = NUM_CLASSES + 1
 """One-hot classes plus a "dropped" channel that marks the unconditional input for guidance."""
 
@@ -114,6 +116,13 @@ class MaskInjection(nn.Module):
 def build_autoencoder(config: ModelConfig) -> Autoencoder:
     """The autoencoder kind and size named by the config."""
     blocks = config.ae_block_out_channels
+    if config.autoencoder == "PatchAutoencoder":
+        return PatchAutoencoder(
+            factor=config.downsampling,
+            latent_channels=config.latent_channels,
+            hidden=blocks[0],
+            blocks=config.ae_layers_per_block,
+        )
     if config.autoencoder == "AutoencoderTiny":
         n = len(blocks)
         return AutoencoderTiny(

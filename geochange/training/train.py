@@ -12,14 +12,20 @@ import math
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, load_model, pick_device, preset
+from geochange.model.patch_autoencoder import PatchAutoencoder
 from geochange.training.crops import CropSource
 from geochange.writing.folder import MARKER, check_replaceable, output_path
 
+if TYPE_CHECKING:
+    import torch
+
 PARTS = ("autoencoder", "diffusion")
+FIT_CROPS = 64
+"""Crops, spread over the data, whose patches a new ``PatchAutoencoder`` starts as the code of."""
 
 
 def open_crops(
@@ -109,6 +115,8 @@ def train(
     torch.manual_seed(seed)  # a new model's initial weights follow the seed too
     ldm = load_model(model) if model else SemanticLDM(preset(preset_name))
     dataset = open_crops(data, ldm.config.gsd_m, crop=crop, crops=crops, classes=classes, seed=seed)
+    if not model and isinstance(ldm.vae, PatchAutoencoder):
+        ldm.vae.fit(_spread_crops(dataset, FIT_CROPS))
     # The UNet halves the latent once per block after the first, so both sizes must divide.
     multiple = ldm.config.downsampling * 2 ** (len(ldm.config.unet_block_out_channels) - 1)
     if dataset.crop % multiple:
@@ -130,3 +138,13 @@ def train(
         progress=progress,
         **trainer_options,
     )
+
+
+def _spread_crops(dataset: CropSource, count: int) -> torch.Tensor:
+    """Up to ``count`` crops (images in [-1, 1], stacked) at even steps through ``dataset``,
+    so that every source of a pack is among them."""
+    import numpy as np
+    import torch
+
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round())
+    return torch.stack([dataset.unaugmented(int(i))[0] for i in picks])
