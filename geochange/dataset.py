@@ -181,7 +181,7 @@ class DatasetResult:
 
 
 def make_dataset(
-    source: str | Path,
+    source: str | Path | TileSource,
     output: str | Path,
     *,
     pairs: int,
@@ -200,7 +200,8 @@ def make_dataset(
     reporter: Reporter | None = None,
 ) -> DatasetResult:
     """Write ``pairs`` pairs of ``options.tile_size`` px cut from the tiles of folder
-    ``source`` into folder ``output``: what ``geochange dataset`` runs.
+    ``source`` (or a ``TileSource`` already opened) into folder ``output``: what ``geochange
+    dataset`` runs.
 
     ``events`` is a spec (``"building_add:count=3"``) or parsed events; ``model`` is
     ``default`` or a model folder; ``classes`` and ``gsd`` say how to read the masks and tiles
@@ -210,7 +211,7 @@ def make_dataset(
     here and on any Dask worker.
     """
     parsed = parse_events(events) if isinstance(events, str) else list(events)
-    tiles = TileSource(source, classes, gsd)
+    tiles = source if isinstance(source, TileSource) else TileSource(source, classes, gsd)
     batch_size = batch_size or PAIR_BATCH[pick_device(device).type]
     options = replace(options or SamplingOptions(), overlap=0, batch_size=batch_size, threads=1)
     painter = open_painter(str(model), options, seed, device)

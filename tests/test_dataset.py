@@ -374,3 +374,21 @@ def test_real_openearthmap(shared_data: Path, model_dir: Path, tmp_path: Path):
         assert mode == "L" and set(np.unique(label)) <= {0, 255}
         changed = sum(int(v) for k, v in row.items() if k.endswith("_px") and k != "labelled_px")
         assert (label == 255).sum() == changed
+
+
+def test_bad_tiles_and_events_are_refused_before_dask_starts(
+    source: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A cluster takes seconds to start: a mistake in the command is told before that."""
+
+    def no_cluster(spec: str) -> None:
+        raise AssertionError(f"a scheduler ({spec}) was started for a command that is refused")
+
+    monkeypatch.setattr("geochange.distributed.open_scheduler", no_cluster)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = ["--pairs", 1, "--scheduler", "local:2", *fast(model_dir)]
+    error = refused(empty, "-o", tmp_path / "a", "--events", EVENTS, *common)
+    assert str(empty) in error
+    error = refused(source, "-o", tmp_path / "b", "--events", "building_ad", *common)
+    assert "building_ad" in error

@@ -135,8 +135,9 @@ def dataset(
             --events building_add:count=3,random:fraction=0.1 --seed 1 -o cd_pairs
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.dataset import make_dataset
+    from geochange.dataset import TileSource, make_dataset
     from geochange.distributed import open_scheduler
+    from geochange.events import parse_events
     from geochange.painting import SamplingOptions
 
     reporter = make_reporter(json_lines, verbose, quiet)
@@ -149,12 +150,15 @@ def dataset(
         acquisition=parse_acquisition(acquisition_spec),
         exemplars=exemplars,
     )
+    # Bad tiles and events are refused before any Dask worker starts (seconds with local:N).
+    tiles = TileSource(source, classes, gsd)
+    events = parse_events(events_spec)
     with open_scheduler(scheduler) as workers:
         result = make_dataset(
-            source,
+            tiles,
             output,
             pairs=pairs,
-            events=events_spec,
+            events=events,
             model=model_spec,
             options=options,
             seed=seed,
