@@ -8,9 +8,10 @@ evaluation's minutes, to compare decoders before and after a refit:
         [--pack build/pack.npz --pca 8:4 8:16 4:4]
 
 ``--pca F:K`` adds a reference row: a linear code of the same shape as a latent (K channels per
-F x F pixels), the K leading principal components of the F x F patches of the pack's crops
-(training crops only; the held-out ones are never packed). What a code of that size keeps
-without any learning, so an autoencoder below it is undertrained, not short of channels.
+F x F pixels), the K leading principal components of the F x F patches of 64 of the pack's
+crops (training crops only; the held-out ones are never packed), which is where a new
+``patch`` autoencoder starts. What a code of that size keeps without any learning, so an
+autoencoder below it is undertrained, not short of channels.
 """
 
 from __future__ import annotations
@@ -18,47 +19,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from geochange.evaluation.quality import autoencoder_scores, heldout_crops
-from geochange.model import load_model
+from geochange.model import SemanticLDM, load_model, preset
 from geochange.painting import resolve_model
-from geochange.training.packed import read_pack
-
-PCA_SAMPLES = 50_000
-"""Patches drawn from the pack to fit each linear code."""
+from geochange.training.packed import PackedData
+from geochange.training.train import FIT_CROPS, spread_crops
 
 
-class PatchPCA:
-    """A linear code with an autoencoder's ``encode``/``decode``: the ``channels`` leading
-    principal components of ``factor`` x ``factor`` RGB patches in [-1, 1]."""
-
-    def __init__(self, images: np.ndarray, factor: int, channels: int) -> None:
-        self.factor = factor
-        patches = self._patches(torch.from_numpy(images).float() / 127.5 - 1.0)
-        draw = np.random.default_rng(0).choice(len(patches), PCA_SAMPLES, replace=False)
-        sample = patches[torch.from_numpy(draw)]
-        self.mean = sample.mean(0)
-        self.basis = torch.linalg.svd(sample - self.mean, full_matrices=False).Vh[:channels]
-
-    def _patches(self, pixels: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = pixels.shape
-        f = self.factor
-        grid = pixels.reshape(n, c, h // f, f, w // f, f).permute(0, 2, 4, 1, 3, 5)
-        return grid.reshape(-1, c * f * f)
-
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = pixels.shape
-        codes = (self._patches(pixels) - self.mean) @ self.basis.T
-        return codes.reshape(n, h // self.factor, w // self.factor, -1).permute(0, 3, 1, 2)
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        n, _, rows, cols = codes.shape
-        f = self.factor
-        flat = codes.permute(0, 2, 3, 1).reshape(-1, codes.shape[1]) @ self.basis + self.mean
-        grid = flat.reshape(n, rows, cols, 3, f, f).permute(0, 3, 1, 4, 2, 5)
-        return grid.reshape(n, 3, rows * f, cols * f).clamp(-1.0, 1.0)
+def linear_code(pack: Path, factor: int, channels: int) -> SemanticLDM:
+    """A ``patch`` model whose autoencoder is right after ``fit`` to the pack's crops, as
+    ``train --preset patch`` starts it: exactly the whitened linear code of the ``factor`` x
+    ``factor`` patches, its residual stacks adding nothing yet."""
+    levels = (64,) * factor.bit_length()  # downsampling 2 ** (levels - 1) = factor
+    model = SemanticLDM(
+        preset("patch").with_(ae_block_out_channels=levels, latent_channels=channels)
+    )
+    model.vae.fit(spread_crops(PackedData(pack), FIT_CROPS))
+    return model.eval()
 
 
 def main() -> None:
@@ -81,11 +60,10 @@ def main() -> None:
     print("|---|---|---|---|---|")
     coders = [(spec, load_model(resolve_model(spec)).eval()) for spec in args.models]
     if args.pca:
-        images = read_pack(args.pack)[0]
         for code in args.pca:
             factor, channels = (int(v) for v in code.split(":"))
             name = f"linear PCA, {channels} per {factor}²"
-            coders.append((name, PatchPCA(images, factor, channels)))
+            coders.append((name, linear_code(args.pack, factor, channels)))
     for spec, coder in coders:
         scores = autoencoder_scores(coder, crops)
         for folder, score in scores.items():

@@ -242,11 +242,12 @@ def test_a_fitted_patch_autoencoder_is_the_whitened_linear_code_of_its_patches()
     assert (coarse - images).square().mean() > 1.5 * (decoded - images).square().mean()
 
 
-def test_patch_preset_saves_loads_bit_exact_and_trains_from_its_fit(tmp_path):
-    """The ``patch`` preset's autoencoder loads back bit for bit, and a new one is fitted to
-    the training crops before the first step (a random one would start far worse)."""
+def test_patch_preset_fits_spread_crops_and_saves_loads_bit_exact(tmp_path):
+    """The ``patch`` preset's autoencoder fitted to crops spread through a dataset (as
+    ``train`` does before the first step) reconstructs them far better than a random one, and
+    loads back bit for bit."""
     from geochange.training.loops import autoencoder_loss
-    from geochange.training.train import _spread_crops
+    from geochange.training.train import spread_crops
 
     model = SemanticLDM(preset("patch").with_(unet_block_out_channels=(32, 32),
                                                 unet_norm_num_groups=8)).eval()  # fmt: skip
@@ -263,7 +264,7 @@ def test_patch_preset_saves_loads_bit_exact_and_trains_from_its_fit(tmp_path):
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         random_loss = autoencoder_loss(model, images, generator)
-        model.vae.fit(_spread_crops(Crops(), 64))
+        model.vae.fit(spread_crops(Crops(), 64))
         fitted_loss = autoencoder_loss(model, images, generator)
     assert fitted_loss < 0.5 * random_loss
     folder = model.save_pretrained(tmp_path / "patch")

@@ -116,7 +116,7 @@ def train(
     ldm = load_model(model) if model else SemanticLDM(preset(preset_name))
     dataset = open_crops(data, ldm.config.gsd_m, crop=crop, crops=crops, classes=classes, seed=seed)
     if not model and isinstance(ldm.vae, PatchAutoencoder):
-        ldm.vae.fit(_spread_crops(dataset, FIT_CROPS))
+        ldm.vae.fit(spread_crops(dataset, FIT_CROPS))
     # The UNet halves the latent once per block after the first, so both sizes must divide.
     multiple = ldm.config.downsampling * 2 ** (len(ldm.config.unet_block_out_channels) - 1)
     if dataset.crop % multiple:
@@ -140,7 +140,7 @@ def train(
     )
 
 
-def _spread_crops(dataset: CropSource, count: int) -> torch.Tensor:
+def spread_crops(dataset: CropSource, count: int) -> torch.Tensor:
     """Up to ``count`` crops (images in [-1, 1], stacked) at even steps through ``dataset``,
     so that every source of a pack is among them."""
     import numpy as np
