@@ -281,11 +281,8 @@ def write_pairs(
             )
         todo = [i for i in range(pairs) if i not in done]
         batch = painter.options.batch_size
-        groups = [
-            range(start, min(start + batch, pairs))
-            for start in range(0, pairs, batch)
-            if any(i not in done for i in range(start, min(start + batch, pairs)))
-        ]
+        every_group = (range(start, min(start + batch, pairs)) for start in range(0, pairs, batch))
+        groups = [group for group in every_group if any(i not in done for i in group)]
         maker = PairMaker(
             tuple(events),
             seed,
