@@ -164,16 +164,23 @@ def test_reconstruction_loss_charges_a_blur_for_its_lost_edges():
     assert reconstruction_loss(blurred, images) > pixel_cost(blurred) + 0.2
 
 
-def test_latent_cache_matches_encoding_unaugmented_crops(shared_data: Path):
+def test_latent_cache_encodes_the_augmented_crops(shared_data: Path):
     dataset = TileDataset(shared_data / "openearthmap", crop=32, seed=0, length=4)
-    model = SemanticLDM(preset("tiny"))
+    model = SemanticLDM(preset("patch").with_(ae_block_out_channels=(8, 8, 8, 8)))
+    model.vae.fit(torch.stack([dataset.unaugmented(i)[0] for i in range(4)]))
     cache = LatentCache(model, dataset, torch.device("cpu"))
-    latents, masks = cache([0, 1], 5)
-    assert latents.shape == (2, 4, 16, 16) and masks.shape == (2, 32, 32)
-    assert torch.equal(masks[0], dataset.item(0, 5)[1])  # mask augmented like its latent
-    k, flip = dataset.augmentation(0, 5)
-    image = dataset.unaugmented(0)[0]
-    assert torch.equal(latents[0], augment(model.encode(image[None])[0], k, flip))
+    variant = next(v for v in range(50) if dataset.augmentation(0, v) != (0, False))
+    latents, masks = cache([0, 1], variant)
+    assert latents.shape == (2, 16, 4, 4) and masks.shape == (2, 32, 32)
+    image, mask = dataset.item(0, variant)
+    assert torch.equal(masks[0], mask)
+    assert torch.equal(latents[0], model.encode(image[None])[0])
+    # A patch code's cells encode oriented patches: turning the latent grid is not the same.
+    k, flip = dataset.augmentation(0, variant)
+    unturned = augment(model.encode(dataset.unaugmented(0)[0][None])[0], k, flip)
+    assert (unturned - latents[0]).abs().max() > 0.5
+    assert torch.equal(cache([0], variant)[0][0], latents[0])  # cached, not drawn again
+    assert len(cache.cache) == 2
 
 
 def test_cli_autoencoder_then_diffusion_on_plain_pairs(shared_data: Path, tmp_path: Path):
@@ -296,3 +303,45 @@ def test_a_new_patch_autoencoder_starts_as_the_linear_code_of_the_crops(
     assert psnr(load_model(tmp_path / "ae")) > 24
     torch.manual_seed(0)
     assert psnr(SemanticLDM(preset("patch"))) < 18
+
+
+def test_adversarial_training_checkpoints_its_critic_and_resumes_exactly(
+    shared_data: Path, tmp_path: Path
+):
+    data = str(shared_data / "openearthmap")
+    common = ["--preset", "tiny", "--crop", "32", "--batch-size", "2", "--lr", "1e-3"]
+    common += ["--checkpoint-every", "4", "--device", "cpu", "-q"]
+    runner = CliRunner()
+
+    def run(out: Path, steps: int, *extra: str) -> None:
+        args = ["autoencoder", data, *common, "--steps", str(steps), "-o", str(out), *extra]
+        result = runner.invoke(train, args)
+        assert result.exit_code == 0, result.output
+
+    adversarial = ("--adversarial", "0.5", "--adversarial-start", "2")
+    run(tmp_path / "a", 4, *adversarial)
+    critic = torch.load(tmp_path / "a" / "checkpoint-4" / "critic.pt", weights_only=True)
+    assert critic["steps"] == 4
+    run(tmp_path / "a", 8, *adversarial, "--resume")
+    run(tmp_path / "b", 8, *adversarial)
+    resumed, straight = read_losses(tmp_path / "a"), read_losses(tmp_path / "b")
+    assert [loss for _, loss in resumed] == pytest.approx([loss for _, loss in straight], rel=1e-4)
+    stage = load_model(tmp_path / "b").training_summary["autoencoder"][-1]
+    assert stage["adversarial"] == {"weight": 0.5, "start": 2}
+    # Without the critic the same steps reach other weights: its term reaches the decoder.
+    run(tmp_path / "c", 8)
+    plain, fought = load_model(tmp_path / "c").vae, load_model(tmp_path / "b").vae
+    differences = [
+        (fought.state_dict()[key] - value).abs().max().item()
+        for key, value in plain.state_dict().items()
+        if key.startswith("decoder.")
+    ]
+    assert max(differences) > 1e-4
+    # A run checkpointed without a critic cannot be resumed with one.
+    refused = runner.invoke(
+        train,
+        ["autoencoder", data, *common, "--steps", "12", "-o", str(tmp_path / "c"), "--resume"]
+        + list(adversarial),
+    )
+    assert isinstance(refused.exception, InputError)
+    assert "no critic state" in str(refused.exception)

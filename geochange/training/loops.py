@@ -30,6 +30,7 @@ from tqdm import tqdm
 from geochange.classes import NODATA, PALETTE
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, one_hot, pick_device
+from geochange.training.adversarial import Adversary
 from geochange.training.crops import CropSource, augment
 
 LOSSES_FILE = "losses.csv"
@@ -134,21 +135,33 @@ def train_autoencoder(
     device: str = "cpu",
     progress: bool = True,
     decoder_only: bool = False,
+    adversarial: float = 0.0,
+    adversarial_start: int = 0,
 ) -> SemanticLDM:
     """Train the autoencoder to reconstruct image crops (L1 + L2, plus the KL or VQ term);
     returns the EMA model, saved to ``out_dir`` with its untouched mask encoder and UNet.
 
     ``decoder_only`` freezes everything that makes the latents (encoder, quantizer), so a
     diffusion model already trained on them stays valid while the images get sharper.
+    ``adversarial`` (> 0) adds a patch critic's term of that relative weight, felt by the
+    autoencoder once the critic has trained ``adversarial_start`` steps (``adversarial.py``).
     """
     model.vae.requires_grad_(True)
     if decoder_only:
         for name, param in model.vae.named_parameters():
             param.requires_grad_(not name.startswith(LATENT_MAKERS))
     params = [p for p in model.vae.parameters() if p.requires_grad]
+    target = pick_device(device)
+    adversary = Adversary(adversarial, adversarial_start, lr, target) if adversarial else None
+    last_layer = [p for p in model.vae.decoder.parameters() if p.ndim == 4][-1]
 
     def loss(images: torch.Tensor, _masks: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return autoencoder_loss(model, images, gen)
+        decoded, extra = autoencode(model, images, gen)
+        reconstruction = reconstruction_loss(decoded, images) + extra
+        if adversary is None:
+            return reconstruction
+        adversary.critic_step(images, decoded)
+        return reconstruction + adversary.decoder_term(decoded, reconstruction, last_layer)
 
     ema = _run(
         "autoencoder",
@@ -167,18 +180,22 @@ def train_autoencoder(
         resume,
         log or _quiet,
         ema_decay,
-        pick_device(device),
+        target,
         progress,
+        companions={"critic": adversary} if adversary else {},
     )
-    ema.training_summary["autoencoder"][-1]["decoder_only"] = decoder_only
+    stage = ema.training_summary["autoencoder"][-1]
+    stage["decoder_only"] = decoder_only
+    if adversary:
+        stage["adversarial"] = {"weight": adversarial, "start": adversarial_start}
     return _save_final(ema, out_dir)
 
 
-def autoencoder_loss(
+def autoencode(
     model: SemanticLDM, images: torch.Tensor, generator: torch.Generator
-) -> torch.Tensor:
-    """Reconstruction loss through encode and decode (not ``forward``: AutoencoderTiny's rounds
-    its latents to bytes, which would cut the gradient), plus the KL or VQ term."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images through encode and decode (not ``forward``: AutoencoderTiny's rounds its latents
+    to bytes, which would cut the gradient), with the KL or VQ term (else zero)."""
     vae = model.vae
     extra = torch.zeros((), device=images.device)
     if isinstance(vae, AutoencoderKL):
@@ -190,6 +207,14 @@ def autoencoder_loss(
         decoded, extra = out.sample, out.commit_loss.mean()
     else:
         decoded = vae.decode(vae.encode(images).latents).sample
+    return decoded, extra
+
+
+def autoencoder_loss(
+    model: SemanticLDM, images: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Reconstruction loss of ``autoencode``, plus the KL or VQ term."""
+    decoded, extra = autoencode(model, images, generator)
     return reconstruction_loss(decoded, images) + extra
 
 
@@ -223,8 +248,11 @@ def _run(
     ema_decay: float,
     device: torch.device,
     progress: bool,
+    companions: dict[str, Adversary] | None = None,
 ) -> SemanticLDM:
-    """The shared loop; returns the EMA copy of ``model``."""
+    """The shared loop; returns the EMA copy of ``model``. ``companions`` train beside the
+    model inside ``loss_fn``; their state is checkpointed with it."""
+    companions = companions or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     model.to(device).train()
     # Not deepcopy: the copy's UNet hooks would still feed on the original's mask injection.
@@ -234,7 +262,7 @@ def _run(
     start, elapsed = 0, 0.0
     latest = latest_checkpoint(out_dir) if resume else None
     if latest is not None:
-        start, elapsed = _load_checkpoint(latest, model, ema, optimizer, device)
+        start, elapsed = _load_checkpoint(latest, model, ema, optimizer, device, companions)
         log(f"resuming from {latest.name} at step {start}")
     elif resume:
         log(f"no checkpoint in {out_dir}; starting from step 0")
@@ -250,7 +278,7 @@ def _run(
             """Weights and state, then a preview of the same first crops every time (so
             previews show progress; the state is safe before the preview is drawn)."""
             losses.flush()
-            folder = _save_checkpoint(out_dir, step, model, ema, optimizer, began, seed)
+            folder = _save_checkpoint(out_dir, step, model, ema, optimizer, began, seed, companions)
             shown = _batches(dataset)(range(min(PREVIEW_COUNT, len(dataset))), 0)
             _write_sheet(folder / "preview.png", preview_fn(ema, *(t.to(device) for t in shown)))
             return folder
@@ -324,26 +352,27 @@ def _batches(dataset: CropSource) -> Batches:
 
 
 class LatentCache:
-    """Batches of latents + masks: each crop is encoded once, on first use, and augmented in
-    latent space (quarter turns and flips commute with the grid of a convolutional encoder
-    closely enough for training)."""
+    """Batches of latents + masks: each crop is encoded once per rotation and flip it is drawn
+    with, on first use. (Rotating and flipping a latent instead would not rotate what each
+    latent cell encodes: a ``PatchAutoencoder``'s cells would decode to unturned patches in a
+    turned grid, and the diffusion model would learn mosaics.)"""
 
     def __init__(self, model: SemanticLDM, dataset: CropSource, device: torch.device) -> None:
         self.model, self.dataset, self.device = model, dataset, device
-        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.cache: dict[tuple[int, int, bool], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, indices: Sequence[int], variant: int) -> tuple[torch.Tensor, torch.Tensor]:
         latents, masks = [], []
         for i in indices:
-            if i not in self.cache:
+            key = (i, *self.dataset.augmentation(i, variant))
+            if key not in self.cache:
                 image, mask = self.dataset.unaugmented(i)
+                image, mask = augment(image, *key[1:]), augment(mask, *key[1:])
                 latent = self.model.encode(image[None].to(self.device))[0].cpu()
-                self.cache[i] = (latent, mask.to(torch.uint8))  # classes and NODATA fit a byte
-            latent, mask = self.cache[i]
-            mask = mask.long()
-            k, flip = self.dataset.augmentation(i, variant)
-            latents.append(augment(latent, k, flip))
-            masks.append(augment(mask, k, flip))
+                self.cache[key] = (latent, mask.to(torch.uint8))  # classes and NODATA fit a byte
+            latent, mask = self.cache[key]
+            latents.append(latent)
+            masks.append(mask.long())
         return torch.stack(latents), torch.stack(masks)
 
 
@@ -371,12 +400,15 @@ def _save_checkpoint(
     optimizer: torch.optim.Optimizer,
     began: float,
     seed: int,
+    companions: dict[str, Adversary],
 ) -> Path:
     folder = out_dir / f"checkpoint-{step}"
     folder.mkdir(exist_ok=True)
     save_file(_contiguous(model.state_dict()), folder / "model.safetensors")
     save_file(_contiguous(ema.state_dict()), folder / "ema.safetensors")
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    for name, companion in companions.items():
+        torch.save(companion.state_dict(), folder / f"{name}.pt")
     state = {"step": step, "seed": seed, "seconds": time.monotonic() - began}
     # Written last: a folder without it is an interrupted checkpoint and is ignored.
     (folder / STATE_FILE).write_text(json.dumps(state) + "\n")
@@ -389,12 +421,22 @@ def _load_checkpoint(
     ema: SemanticLDM,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
+    companions: dict[str, Adversary],
 ) -> tuple[int, float]:
     model.load_state_dict(load_file(folder / "model.safetensors", device=str(device)))
     ema.load_state_dict(load_file(folder / "ema.safetensors", device=str(device)))
     optimizer.load_state_dict(
         torch.load(folder / "optimizer.pt", map_location=device, weights_only=True)
     )
+    for name, companion in companions.items():
+        if not (folder / f"{name}.pt").is_file():
+            raise InputError(
+                f"checkpoint {folder} has no {name} state, so it was trained without it",
+                "resume with the options it was trained with, or start anew without --resume",
+            )
+        companion.load_state_dict(
+            torch.load(folder / f"{name}.pt", map_location=device, weights_only=True)
+        )
     state = json.loads((folder / STATE_FILE).read_text())
     return int(state["step"]), float(state["seconds"])
 
