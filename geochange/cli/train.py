@@ -292,9 +292,30 @@ def exemplars(
     help="Train only the decoder of --model's autoencoder: its latents stay the same, so its "
     "diffusion model stays valid.",
 )
-def autoencoder(decoder_only: bool, **kw: Any) -> None:
+@click.option(
+    "--adversarial",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Weight of a patch critic's loss, relative to the reconstruction loss at the "
+    "decoder's last layer (0: none). It pays the decoder for real-looking detail instead of "
+    "a blur; 0.1-0.5 is usual.",
+)
+@click.option(
+    "--adversarial-start",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Steps the critic trains alone before the decoder feels it.",
+)
+def autoencoder(decoder_only: bool, adversarial: float, adversarial_start: int, **kw: Any) -> None:
     """Train the autoencoder on the image crops of DATA (masks pick the split only)."""
-    _run("autoencoder", {"decoder_only": decoder_only}, **kw)
+    options = {
+        "decoder_only": decoder_only,
+        "adversarial": adversarial,
+        "adversarial_start": adversarial_start,
+    }
+    _run("autoencoder", options, **kw)
 
 
 @train.command(short_help="Train the mask encoder and UNet on a frozen autoencoder.")
