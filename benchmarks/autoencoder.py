@@ -30,7 +30,7 @@ from geochange.training.train import FIT_CROPS, spread_crops
 
 def linear_code(pack: Path, factor: int, channels: int) -> SemanticLDM:
     """A ``patch`` model whose autoencoder is right after ``fit`` to the pack's crops, as
-    ``train --preset patch`` starts it: exactly the whitened linear code of the ``factor`` x
+    ``train --preset patch`` starts it: exactly the linear code of the ``factor`` x
     ``factor`` patches, its residual stacks adding nothing yet."""
     levels = (64,) * factor.bit_length()  # downsampling 2 ** (levels - 1) = factor
     model = SemanticLDM(

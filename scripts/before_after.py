@@ -3,7 +3,8 @@ paper composes it (every pixel decoded from latents, no acquisition differences)
 geochange composes it by default (the real image kept where land did not change, exemplars
 where it did, ``mild`` acquisition differences) | the change outlined.
 
-    .venv/bin/python scripts/before_after.py [--data ../shared/data] [-o docs/before_after.png]
+    .venv/bin/python scripts/before_after.py [--data ../shared/data] [--model default] \
+        [-o docs/before_after.png]
 
 Runs ``synth`` twice on the real OpenEarthMap tile palu_8 with the same events and seed, then
 cuts 256-px crops centred on a new building, a cleared forest and a flood.
@@ -30,11 +31,11 @@ EVENTS = "building_add:count=20,deforestation:fraction=0.3,flood:fraction=0.2"
 SIZE = 256
 
 
-def _run(data: Path, out: Path, options: SamplingOptions) -> dict[str, np.ndarray]:
+def _run(data: Path, out: Path, model: str, options: SamplingOptions) -> dict[str, np.ndarray]:
     label = data / "openearthmap" / "labels" / "palu_8.tif"
     image = data / "openearthmap" / "images" / "palu_8.tif"
     with open_inputs(label, events=EVENTS) as inputs:
-        synthesize(inputs, out, image=image, options=options, seed=1, device="cpu")
+        synthesize(inputs, out, model=model, image=image, options=options, seed=1, device="cpu")
     read = {}
     for name in ("t1", "t2"):
         with rasterio.open(out / f"{name}.tif") as src:
@@ -59,12 +60,13 @@ def _centre(mask: np.ndarray) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--model", default="default", help="default or a model folder")
     parser.add_argument("-o", "--output", type=Path, default=Path("docs/before_after.png"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         paper = SamplingOptions(composition="latent", exemplars=False, acquisition=PRESETS["none"])
-        paper = _run(args.data, Path(work) / "latent", paper)
-        ours = _run(args.data, Path(work) / "pixel", SamplingOptions())
+        paper = _run(args.data, Path(work) / "latent", args.model, paper)
+        ours = _run(args.data, Path(work) / "pixel", args.model, SamplingOptions())
     changed = ours["change"] == 1
     before, after = ours["t1_landcover"] - 1, ours["t2_landcover"] - 1
     targets = [

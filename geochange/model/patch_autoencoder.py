@@ -4,9 +4,14 @@ Measured on the held-out crops (``benchmarks/autoencoder.py --pca``): the leadin
 components of 8x8 RGB patches, 16 of them, keep 35.9 dB on OpenEarthMap and 27.1 dB on Dubai
 with no learning, above the targets of issue 13 and far above the 4-channel ``AutoencoderTiny``
 trained from scratch (26.8 / 20.3 dB). So this autoencoder begins as exactly that code
-(``fit``: whitened principal components, one latent channel each), and its residual stacks,
-initialised to add nothing, learn what a linear code drops: the finest detail, and the steps
-at patch borders.
+(``fit``: principal components, one latent channel each), and its residual stacks, initialised
+to add nothing, learn what a linear code drops: the finest detail, and the steps at patch
+borders.
+
+The components are not whitened: each keeps its own spread, so a latent's squared error is
+its image's (the basis is orthonormal) and the coarse channels dominate as the coarse layout
+does in an image. Whitened, they gave the nearly unpredictable fine channels the weight of the
+layout, and a diffusion model trained on them painted 8-px block mosaics (model card).
 
 It is a diffusers model (``ModelMixin``, ``ConfigMixin``): saved and loaded like the others,
 with their ``encode(...).latents`` and ``decode(...).sample``.
@@ -83,10 +88,11 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def fit(self, images: torch.Tensor) -> None:
-        """Set the patch layers to the whitened principal components of ``images``' f x f
-        patches (B, 3, H, W in [-1, 1]): channel k of a latent is the k-th component divided
-        by its spread, so every channel has unit variance, as diffusion expects. The pixels
-        are centred on each band's mean, which the decoder's bias adds back."""
+        """Set the patch layers to the principal components of ``images``' f x f patches
+        (B, 3, H, W in [-1, 1]): channel k of a latent is the k-th component, all divided by
+        one number so that the channels' variance is one on average (each keeps its share,
+        see the module docstring). The pixels are centred on each band's mean, which the
+        decoder's bias adds back."""
         factor, channels = self.config.factor, self.config.latent_channels
         band_mean = images.mean(dim=(0, 2, 3))
         centred = images - band_mean[None, :, None, None]
@@ -96,8 +102,9 @@ class PatchAutoencoder(ModelMixin, ConfigMixin):
         _, spread, basis = torch.linalg.svd(patches, full_matrices=False)
         spread = spread[:channels] / (len(patches) - 1) ** 0.5
         basis = basis[:channels].reshape(channels, c, factor, factor)
-        weight = basis / spread[:, None, None, None]
+        scale = spread.square().mean().sqrt()
+        weight = basis / scale
         self.encoder.patches.weight.copy_(weight)
         self.encoder.patches.bias.copy_(-(weight * band_mean[None, :, None, None]).sum((1, 2, 3)))
-        self.decoder.patches.weight.copy_(basis * spread[:, None, None, None])
+        self.decoder.patches.weight.copy_(basis * scale)
         self.decoder.patches.bias.copy_(band_mean)
