@@ -87,8 +87,14 @@ def test_example_then_simulate_with_creation_options(tmp_path):
     with rasterio.open(region) as src:
         assert src.crs.to_epsg() == 32633 and src.res == (0.5, 0.5)
         assert set(np.unique(src.read(1))) <= set(range(1, 9))
+    assert f"wrote {region}" in made.stderr
     again = runner.invoke(cli, ["example", "-o", str(tmp_path / "ex"), "--size", "512"])
     assert again.exit_code == 2 and "--overwrite" in again.output
+    quiet = ["example", "-o", str(tmp_path / "ex"), "--size", "256", "--overwrite", "-q"]
+    quietly = runner.invoke(cli, quiet)
+    assert quietly.exit_code == 0 and quietly.output == ""
+    with rasterio.open(region) as src:
+        assert src.shape == (256, 256)
     out = tmp_path / "out"
     ran = runner.invoke(
         cli,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from geochange.cli.options import output_opt, overwrite_opt, seed_opt
+from geochange.cli.options import output_opt, overwrite_opt, seed_opt, verbosity
+from geochange.cli.reporting import make_log
 from geochange.example import write_example
 
 
@@ -21,7 +22,8 @@ from geochange.example import write_example
     show_default=True,
     help="Edge of the region in pixels (0.5 m each).",
 )
-def example(output: str, overwrite: bool, seed: int, size: int) -> None:
+@verbosity
+def example(output: str, overwrite: bool, seed: int, size: int, verbose: int, quiet: int) -> None:
     """Write OUTPUT/region.tif: the land cover of a made-up town edge (roads, building blocks,
     trees, fields, water), 0.5 m pixels in UTM, OpenEarthMap codes.
 
@@ -30,5 +32,6 @@ def example(output: str, overwrite: bool, seed: int, size: int) -> None:
         geochange example -o example
         geochange simulate example/region.tif --events building_add -o out
     """
+    log = make_log(verbose, quiet)
     path = write_example(Path(output), size=size, seed=seed, overwrite=overwrite)
-    click.echo(str(path))
+    log(f"wrote {path}")
