@@ -20,28 +20,14 @@ cores.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 SHARED = Path(os.environ.get("GEOCHANGE_SHARED_DATA", Path(__file__).parents[1] / "../shared/data"))
 EVENTS = "building_add:count=3,deforestation:fraction=0.3"
-
-
-def timed(function: Callable, totals: dict[str, float], name: str) -> Callable:
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        tic = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            totals[name] = totals.get(name, 0.0) + time.perf_counter() - tic
-
-    return wrapper
 
 
 def main() -> None:
@@ -52,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from timing import timed
 
     from geochange import dataset, pairs
     from geochange.painting import Painter

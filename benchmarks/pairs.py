@@ -24,13 +24,13 @@ import functools
 import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from timing import timed
 
 from geochange.distributed import in_order
 from geochange.events import parse_events
@@ -39,24 +39,6 @@ from geochange.pairs import PAIR_BATCH, PairJob, PairMaker, PairResult, make_pai
 from geochange.training.packed import read_pack
 
 EVENTS = "building_add:count=3,deforestation:fraction=0.3"
-
-
-def timed(function: Callable, totals: dict[str, float], cuda: bool) -> Callable:
-    """Time spent in ``function``, synchronised on CUDA so queued work is charged to it."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if cuda:
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            if cuda:
-                torch.cuda.synchronize()
-            totals["model"] += time.perf_counter() - tic
-
-    return wrapper
 
 
 def main() -> None:
@@ -87,10 +69,10 @@ def main() -> None:
     options = SamplingOptions(args.steps, tile_size=size, overlap=0, batch_size=1, threads=1)
     painter: Painter = open_painter(args.model, options, args.seed, args.device)
     batch = args.batch_size or PAIR_BATCH[painter.device.type]
-    cuda = painter.device.type == "cuda"
+    sync = torch.cuda.synchronize if painter.device.type == "cuda" else None
     totals = {"model": 0.0}
     for name in ("encode", "decode", "denoise"):
-        setattr(painter.model, name, timed(getattr(painter.model, name), totals, cuda))
+        setattr(painter.model, name, timed(getattr(painter.model, name), totals, "model", sync))
     events = tuple(parse_events(EVENTS))
     maker = PairMaker(events, args.seed, painter, options.acquisition)
     draws = np.random.default_rng(args.seed).integers(0, len(images), batch + args.pairs)
@@ -126,7 +108,7 @@ def main() -> None:
             if len(made) < args.compare:
                 made.append(result)
     seconds = time.perf_counter() - tic
-    device = torch.cuda.get_device_name(0) if cuda else "cpu, 1 thread"
+    device = torch.cuda.get_device_name(0) if sync else "cpu, 1 thread"
     where = f"{args.workers} spawned processes" if args.workers else "this process"
     print(f"{args.pairs} pairs of {size}² on {device}, {args.steps} steps, {where}, ", end="")
     print(f"batches of {batch}:")

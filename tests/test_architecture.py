@@ -324,6 +324,7 @@ def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tm
     argv = ["pairs.py", "--pack", str(tmp_path / "pack.npz"), "--pairs", "4", "--steps", "2"]
     argv += ["--device", "cpu", "--model", str(model_dir), "--batch-size", "2", "--compare", "2"]
     run = f"import runpy, sys; sys.argv = {argv!r}; "
+    run += "sys.path.insert(0, 'benchmarks')  # as `python benchmarks/pairs.py` does\n"
     run += "runpy.run_path('benchmarks/pairs.py', run_name='__main__')"
     code = BLOCK_GIS.replace("for module in sys.argv[1:]:", "for module in ():") + run
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
