@@ -392,3 +392,10 @@ def test_bad_tiles_and_events_are_refused_before_dask_starts(
     assert str(empty) in error
     error = refused(source, "-o", tmp_path / "b", "--events", "building_ad", *common)
     assert "building_ad" in error
+    (tmp_path / "c").mkdir()
+    error = refused(source, "-o", tmp_path / "c", "--events", EVENTS, *common)
+    assert "already exists" in error and "--overwrite" in error
+    error = refused(
+        source, "-o", tmp_path / "d", "--events", EVENTS, "--resume", "--overwrite", *common
+    )
+    assert "exclude each other" in error

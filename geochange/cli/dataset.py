@@ -139,6 +139,7 @@ def dataset(
     from geochange.distributed import open_scheduler
     from geochange.events import parse_events
     from geochange.painting import SamplingOptions
+    from geochange.writing.folder import check_output
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
@@ -150,9 +151,11 @@ def dataset(
         acquisition=parse_acquisition(acquisition_spec),
         exemplars=exemplars,
     )
-    # Bad tiles and events are refused before any Dask worker starts (seconds with local:N).
+    # Bad tiles, events and outputs are refused before any Dask worker starts (seconds with
+    # local:N).
     tiles = TileSource(source, classes, gsd)
     events = parse_events(events_spec)
+    check_output(output, overwrite, resume, [source])
     with open_scheduler(scheduler) as workers:
         result = make_dataset(
             tiles,

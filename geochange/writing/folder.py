@@ -161,6 +161,46 @@ def _exchange(a: Path, b: Path) -> bool:
     return renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0
 
 
+def partial_path(path: Path) -> Path:
+    """Where an unfinished run of output folder ``path`` keeps its work."""
+    return path.parent / f".{path.name}.partial"
+
+
+def check_options(overwrite: bool, resume: bool) -> None:
+    if overwrite and resume:
+        raise InputError(
+            "--overwrite and --resume exclude each other",
+            "--resume goes on with an unfinished run, --overwrite starts over",
+        )
+
+
+def check_output(
+    path: str | Path, overwrite: bool, resume: bool, inputs: Iterable[str | Path] = ()
+) -> None:
+    """Refuse to write output folder ``path`` when it exists (unless ``overwrite``, or
+    ``resume`` with an unfinished run) or an unfinished run of it waits (unless ``resume``
+    or ``overwrite``). A command that starts something slow first (a Dask cluster) asks
+    before; ``OutputFolder`` asks again under its lock."""
+    check_options(overwrite, resume)
+    path = output_path(path)
+    unfinished = partial_path(path).is_dir()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output {path} exists and is not a folder")
+    if path.exists() and not overwrite and not (resume and unfinished):
+        finished = " and is finished: there is nothing to resume" if resume else ""
+        raise InputError(
+            f"output folder {path} already exists{finished}",
+            "choose another -o/--output or add --overwrite to replace it",
+        )
+    if path.exists():
+        check_replaceable(path, list(inputs))
+    if unfinished and not (resume or overwrite):
+        raise InputError(
+            f"an unfinished run of {path} is in {partial_path(path)} (it was stopped)",
+            "add --resume to continue it, or --overwrite to start over",
+        )
+
+
 class OutputFolder:
     """Context manager yielding the temporary folder to write into.
 
@@ -179,16 +219,12 @@ class OutputFolder:
         inputs: Iterable[str | Path] = (),
         keep_unfinished: bool = False,
     ) -> None:
-        if overwrite and resume:
-            raise InputError(
-                "--overwrite and --resume exclude each other",
-                "--resume goes on with an unfinished run, --overwrite starts over",
-            )
+        check_options(overwrite, resume)
         self.path = output_path(path)
         self.overwrite = overwrite
         self.resume = resume
         self.keep_unfinished = keep_unfinished
-        self.partial = self.path.parent / f".{self.path.name}.partial"
+        self.partial = partial_path(self.path)
         parent = self.path.parent
         existing = next(p for p in (parent, *parent.parents) if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK):
@@ -208,23 +244,8 @@ class OutputFolder:
             raise
 
     def _check(self, inputs: list[str | Path]) -> None:
-        """What is decided under the lock, so no other run can change it meanwhile."""
-        unfinished = self.partial.is_dir()
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"output {self.path} exists and is not a folder")
-        if self.path.exists() and not self.overwrite and not (self.resume and unfinished):
-            finished = " and is finished: there is nothing to resume" if self.resume else ""
-            raise InputError(
-                f"output folder {self.path} already exists{finished}",
-                "choose another -o/--output or add --overwrite to replace it",
-            )
-        if self.path.exists():
-            check_replaceable(self.path, inputs)
-        if unfinished and not (self.resume or self.overwrite):
-            raise InputError(
-                f"an unfinished run of {self.path} is in {self.partial} (it was stopped)",
-                "add --resume to continue it, or --overwrite to start over",
-            )
+        """Decided again under the lock, so no other run can change it meanwhile."""
+        check_output(self.path, self.overwrite, self.resume, inputs)
 
     def require_space(self, needed_bytes: int) -> None:
         """Fail early, before writing anything, when the disk cannot hold the run."""
