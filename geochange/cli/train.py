@@ -323,7 +323,8 @@ def autoencoder(decoder_only: bool, adversarial: float, adversarial_start: int, 
 @click.option(
     "--cache-latents",
     is_flag=True,
-    help="Encode each crop once and augment its latent (faster; uses memory per crop seen).",
+    help="Encode each crop once per rotation and flip drawn, and keep the latents (faster; "
+    "uses memory per crop and turn seen).",
 )
 @click.option(
     "--normalize-latents/--keep-latent-scale",

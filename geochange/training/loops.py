@@ -76,8 +76,8 @@ def train_diffusion(
     crops first and sets the model's latent shift and scale (default: only when the model has
     had no diffusion training; a resumed run keeps the checkpoint's).
 
-    ``cache_latents`` encodes each crop once (posterior mode, no KL sampling) and rotates and
-    flips the latent with its mask, instead of encoding every augmented crop at every step.
+    ``cache_latents`` encodes each crop once per rotation and flip (posterior mode, no KL
+    sampling) and keeps the latents, instead of encoding every augmented crop at every step.
     At the end the per-class latent statistics for layout-anchored sampling are measured on
     training crops and the EMA model is saved to ``out_dir``.
     """
