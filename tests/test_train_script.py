@@ -65,3 +65,53 @@ def test_train_gpu_script_continues_a_model_from_a_pack(shared_data: Path, tmp_p
     assert stages["autoencoder"][-1]["steps"] > 0 and stages["diffusion"][-1]["steps"] > 0
     assert stages["diffusion"][-1]["data"]["pack"] == str(pack)
     assert "diffusion:" in result.stdout and "done in" in result.stdout
+
+
+def test_train_gpu_script_trains_a_new_patch_model_with_a_critic(shared_data: Path, tmp_path: Path):
+    """The run planned for the next lent GPU: a new ``patch`` autoencoder (fitted to the pack,
+    then trained with the patch critic), then a diffusion model on its latents."""
+    pack = tmp_path / "pack.npz"
+    packed = CliRunner().invoke(
+        train,
+        [
+            "pack",
+            str(shared_data / "openearthmap"),
+            "--crop",
+            "64",
+            "--crops",
+            "4",
+            "-o",
+            str(pack),
+        ],
+    )
+    assert packed.exit_code == 0, packed.output
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "PACK": str(pack),
+        "OUT": str(out),
+        "FROM": "",
+        "PRESET": "patch",
+        "AE_SECONDS": "20",
+        "AE_ARGS": "--adversarial 0.5 --adversarial-start 1",
+        "LDM_SECONDS": "20",
+        "BATCH": "2",
+        "EVERY": "100000",
+        "DEVICE": "cpu",
+        "SPLIT": "0",
+        "PYTHON": sys.executable,
+        "WORK": str(tmp_path / "work"),
+        "WHEELS": str(tmp_path / "no-wheels"),
+        "OMP_NUM_THREADS": "1",
+    }
+    result = subprocess.run(
+        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    model = load_model(out / "model")
+    assert model.config.name == "patch" and model.config.latent_channels == 16
+    stages = model.training_summary
+    assert stages["autoencoder"][-1]["adversarial"] == {"weight": 0.5, "start": 1}
+    assert stages["autoencoder"][-1]["decoder_only"] is False
+    assert stages["diffusion"][-1]["steps"] > 0
+    assert model.config.latent_shift, "a new model's latents are normalized before diffusion"
