@@ -345,3 +345,60 @@ def test_adversarial_training_checkpoints_its_critic_and_resumes_exactly(
     )
     assert isinstance(refused.exception, InputError)
     assert "no critic state" in str(refused.exception)
+
+
+def test_latent_normalization_is_measured_on_crops_of_every_source(tmp_path: Path):
+    """A pack holds its sources one after another; measured on its first crops only, the
+    latents of a dark source would set a scale that leaves a bright one far from unit variance."""
+    from geochange.training.crops import spread_indices
+    from geochange.training.packed import (
+        IMAGE_FILTER,
+        PACK_FORMAT,
+        PACK_VERSION,
+        PackedData,
+        encode_images,
+    )
+    from geochange.training.train import spread_crops
+
+    assert spread_indices(100, 5) == [0, 25, 50, 74, 99]
+    assert spread_indices(3, 16) == [0, 1, 2]
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 20, (40, 3, 32, 32), dtype=np.uint8)
+    bright = rng.integers(236, 256, (40, 3, 32, 32), dtype=np.uint8)
+    metadata = {
+        "format": PACK_FORMAT,
+        "version": PACK_VERSION,
+        "crop_px": 32,
+        "image_filter": IMAGE_FILTER,
+        "gsd_m": 0.5,
+        "sources": [{"folder": "dark"}, {"folder": "bright"}],
+        "mixing": "made up",
+        "heldout": "none",
+    }
+    np.savez_compressed(
+        tmp_path / "pack.npz",
+        images=encode_images(np.concatenate([dark, bright])),
+        masks=rng.integers(0, 8, (80, 32, 32), dtype=np.uint8),
+        source=np.repeat(np.arange(2, dtype=np.uint16), 40),
+        metadata=json.dumps(metadata),
+    )
+    dataset = PackedData(tmp_path / "pack.npz")
+    torch.manual_seed(0)
+    small = dict(ae_block_out_channels=(8,) * 4, unet_block_out_channels=(32, 32))
+    model = SemanticLDM(preset("patch").with_(**small, unet_norm_num_groups=8))
+    model.vae.fit(spread_crops(dataset, 16))  # a patch code's first channel is brightness
+    model = train_diffusion(
+        model,
+        dataset,
+        1,
+        2,
+        1e-4,
+        tmp_path / "run",
+        checkpoint_every=1,
+        normalize_latents=True,
+        progress=False,
+    )
+    with torch.no_grad():
+        images = torch.stack([dataset.unaugmented(i)[0] for i in range(80)])
+        latents = model.encode(images)
+    assert latents.square().mean().item() == pytest.approx(1.0, abs=0.15)

@@ -46,6 +46,12 @@ def dihedral(seed: int, index: int, variant: int) -> tuple[int, bool]:
     return int(k), bool(flip)
 
 
+def spread_indices(length: int, count: int) -> list[int]:
+    """Up to ``count`` indices at even steps through ``length`` crops: a pack holds its sources
+    one after another, so its first crops would all come from one."""
+    return np.unique(np.linspace(0, length - 1, min(count, length)).round()).astype(int).tolist()
+
+
 def augment(tensor: torch.Tensor, quarter_turns: int, flip: bool) -> torch.Tensor:
     """Rotate and flip the last two axes: the same for images, masks and latents."""
     out = torch.rot90(tensor, quarter_turns, dims=(-2, -1))

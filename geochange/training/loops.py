@@ -31,14 +31,14 @@ from geochange.classes import NODATA, PALETTE
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, one_hot, pick_device
 from geochange.training.adversarial import Adversary
-from geochange.training.crops import CropSource, augment
+from geochange.training.crops import CropSource, augment, spread_indices
 
 LOSSES_FILE = "losses.csv"
 STATE_FILE = "state.json"
 PREVIEW_STEPS = 10
 """DDIM steps of the preview samples: enough to see whether the layout follows the mask."""
 PREVIEW_COUNT = 4
-LAYOUT_STATS_CROPS = 16
+LAYOUT_STATS_CROPS = 32
 KL_WEIGHT = 1e-6
 GRADIENT_WEIGHT = 1.0
 """Weight of the image-gradient term: L1 and L2 alone are met best by a blur, which the
@@ -84,8 +84,9 @@ def train_diffusion(
     model.vae.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if not n.startswith("vae.")]
     target = pick_device(device)
-    # The same crops set the latent normalization now and the layout statistics at the end.
-    images, masks = _batches(dataset)(range(min(LAYOUT_STATS_CROPS, len(dataset))), 0)
+    # The same crops, spread over every source, set the latent normalization now and the
+    # layout statistics at the end.
+    images, masks = _batches(dataset)(spread_indices(len(dataset), LAYOUT_STATS_CROPS), 0)
     if normalize_latents is None:
         normalize_latents = "diffusion" not in model.training_summary
     if normalize_latents:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from geochange.errors import InputError
 from geochange.model import SemanticLDM, load_model, pick_device, preset
 from geochange.model.patch_autoencoder import PatchAutoencoder
-from geochange.training.crops import CropSource
+from geochange.training.crops import CropSource, spread_indices
 from geochange.writing.folder import MARKER, check_replaceable, output_path
 
 if TYPE_CHECKING:
@@ -143,8 +143,6 @@ def train(
 def spread_crops(dataset: CropSource, count: int) -> torch.Tensor:
     """Up to ``count`` crops (images in [-1, 1], stacked) at even steps through ``dataset``,
     so that every source of a pack is among them."""
-    import numpy as np
     import torch
 
-    picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round())
-    return torch.stack([dataset.unaugmented(int(i))[0] for i in picks])
+    return torch.stack([dataset.unaugmented(i)[0] for i in spread_indices(len(dataset), count)])
