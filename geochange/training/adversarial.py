@@ -69,8 +69,8 @@ class Adversary:
         ratio = rec_grad.norm() / (adv_grad.norm() + 1e-4)
         return self.weight * ratio.clamp(max=MAX_ADAPTIVE_WEIGHT).detach() * fooling
 
-    def critic_step(self, real: torch.Tensor, decoded: torch.Tensor) -> float:
-        """One hinge-loss step of the critic on real and decoded crops; returns its loss."""
+    def critic_step(self, real: torch.Tensor, decoded: torch.Tensor) -> None:
+        """One hinge-loss step of the critic on real and decoded crops."""
         real_score = self.critic(real).float()
         fake_score = self.critic(decoded.detach()).float()
         loss = (F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()) / 2
@@ -78,7 +78,6 @@ class Adversary:
         loss.backward()
         self.optimizer.step()
         self.steps += 1
-        return loss.item()
 
     def state_dict(self) -> dict[str, Any]:
         return {
