@@ -167,6 +167,7 @@ def partial_path(path: Path) -> Path:
 
 
 def check_options(overwrite: bool, resume: bool) -> None:
+    """``--overwrite`` starts over, ``--resume`` goes on: never both."""
     if overwrite and resume:
         raise InputError(
             "--overwrite and --resume exclude each other",
