@@ -178,9 +178,9 @@ PRESETS: dict[str, ModelConfig] = {
 }
 """Named configurations. ``patch`` is ``cpu`` on a ``PatchAutoencoder`` of 16 channels per
 8 x 8 pixels (it starts as their linear code, which keeps 35.9 / 27.1 dB on the held-out crops
-against ``cpu``'s 26.8 / 20.3); a diffusion model trained on it for 39,000 samples on the CPU
-still painted 8-px block mosaics (model card), so it is for training on a GPU, not yet for
-painting. ``tiny`` is for tests only."""
+against ``cpu``'s 26.8 / 20.3); diffusion models trained on it on the CPU do not yet follow
+their masks well nor draw clean detail (model card), so it is for training on a GPU, not yet
+for painting. ``tiny`` is for tests only."""
 
 
 def preset(name: str) -> ModelConfig:
