@@ -301,9 +301,8 @@ def test_a_pair_is_made_from_arrays_without_any_gis_package():
     assert shape == "(3, 64, 64" and dtype == "uint8" and int(changed) > 0, done.stdout
 
 
-def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tmp_path: Path):
-    """``benchmarks/pairs.py``, the dataset benchmark for the GPU machine, reads a pack and
-    makes pairs with the GIS packages blocked."""
+def _random_pack(path: Path, crops: int) -> Path:
+    """A pack of ``crops`` random 64² crops and masks."""
     from geochange.training.packed import IMAGE_FILTER, PACK_FORMAT, PACK_VERSION, encode_images
 
     rng = np.random.default_rng(0)
@@ -315,25 +314,52 @@ def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tm
         "gsd_m": 0.5,
     }
     np.savez_compressed(
-        tmp_path / "pack.npz",
-        images=encode_images(rng.integers(0, 256, (3, 3, 64, 64), dtype=np.uint8)),
-        masks=rng.integers(0, 8, (3, 64, 64), dtype=np.uint8),
-        source=np.zeros(3, np.uint16),
+        path,
+        images=encode_images(rng.integers(0, 256, (crops, 3, 64, 64), dtype=np.uint8)),
+        masks=rng.integers(0, 8, (crops, 64, 64), dtype=np.uint8),
+        source=np.zeros(crops, np.uint16),
         metadata=json.dumps(metadata),
     )
-    argv = ["pairs.py", "--pack", str(tmp_path / "pack.npz"), "--pairs", "4", "--steps", "2"]
-    argv += ["--device", "cpu", "--model", str(model_dir), "--batch-size", "2", "--compare", "2"]
-    run = f"import runpy, sys; sys.argv = {argv!r}; "
-    run += "sys.path.insert(0, 'benchmarks')  # as `python benchmarks/pairs.py` does\n"
-    run += "runpy.run_path('benchmarks/pairs.py', run_name='__main__')"
+    return path
+
+
+def _run_benchmark_without_gis(script: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """``python benchmarks/SCRIPT ARGV`` with every GIS package blocked."""
+    run = f"import runpy, sys; sys.argv = {[script, *argv]!r}; "
+    run += "sys.path.insert(0, 'benchmarks')  # as `python benchmarks/SCRIPT` does\n"
+    run += f"runpy.run_path('benchmarks/{script}', run_name='__main__')"
     code = BLOCK_GIS.replace("for module in sys.argv[1:]:", "for module in ():") + run
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def test_the_gpu_pair_benchmark_runs_without_any_gis_package(model_dir: Path, tmp_path: Path):
+    """``benchmarks/pairs.py``, the dataset benchmark for the GPU machine, reads a pack and
+    makes pairs with the GIS packages blocked."""
+    pack = _random_pack(tmp_path / "pack.npz", 3)
+    argv = ["--pack", str(pack), "--pairs", "4", "--steps", "2"]
+    argv += ["--device", "cpu", "--model", str(model_dir), "--batch-size", "2", "--compare", "2"]
+    done = _run_benchmark_without_gis("pairs.py", argv)
     assert "4 pairs of 64² on cpu, 1 thread, 2 steps, this process, batches of 2:" in done.stdout
     assert " pairs/s, " in done.stdout
     differ = re.search(r"differ from one pair at a time: (\d+) of (\d+)", done.stdout)
     assert differ and int(differ[2]) == 2 * 3 * 64 * 64, done.stdout
     assert int(differ[1]) <= 0.01 * int(differ[2]), done.stdout
+
+
+def test_the_mask_influence_benchmark_runs_without_any_gis_package(model_dir: Path, tmp_path: Path):
+    """``benchmarks/mask_influence.py`` checks a model trained on the GPU machine there."""
+    pack = _random_pack(tmp_path / "pack.npz", 4)
+    done = _run_benchmark_without_gis(
+        "mask_influence.py", [str(model_dir), "--pack", str(pack), "--crops", "3"]
+    )
+    row = done.stdout.strip().splitlines()[-1]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[0] == str(model_dir) and len(cells) == 2 + 5, done.stdout
+    for cell in cells[2:]:
+        own, other = re.fullmatch(r"([\d.]+) \(([\d.]+)\)", cell).groups()
+        assert float(own) > 0 and float(other) > 0
 
 
 def test_the_cli_lowers_openmp_spinning_before_torch_loads():
