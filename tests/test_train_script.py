@@ -17,6 +17,28 @@ from geochange.model import SemanticLDM, load_model, preset
 SCRIPT = Path(__file__).parents[1] / "scripts" / "train_gpu.sh"
 
 
+def _run_script(pack: Path, out: Path, tmp_path: Path, **knobs: str) -> subprocess.CompletedProcess:
+    """``scripts/train_gpu.sh`` on the CPU, one thread, batches of 2, with ``knobs`` set."""
+    env = {
+        **os.environ,
+        "PACK": str(pack),
+        "OUT": str(out),
+        "BATCH": "2",
+        "EVERY": "100000",  # no regular checkpoint: the budget's SIGTERM must leave one
+        "DEVICE": "cpu",
+        "PYTHON": sys.executable,
+        "WORK": str(tmp_path / "work"),
+        "WHEELS": str(tmp_path / "no-wheels"),
+        "OMP_NUM_THREADS": "1",
+        **knobs,
+    }
+    result = subprocess.run(
+        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 def test_train_gpu_script_continues_a_model_from_a_pack(shared_data: Path, tmp_path: Path):
     pack = tmp_path / "pack.npz"
     folders = [str(shared_data / "openearthmap"), str(shared_data / "flair")]
@@ -27,26 +49,15 @@ def test_train_gpu_script_continues_a_model_from_a_pack(shared_data: Path, tmp_p
     torch.manual_seed(0)
     start = SemanticLDM(preset("tiny")).save_pretrained(tmp_path / "start")
     out = tmp_path / "out"
-    env = {
-        **os.environ,
-        "PACK": str(pack),
-        "OUT": str(out),
-        "FROM": str(start),
-        "DECODER_SECONDS": "15",  # imports take seconds on a busy machine
-        "LDM_SECONDS": "15",
-        "BATCH": "2",
-        "CROP": "32",
-        "EVERY": "100000",  # no regular checkpoint: the budget's SIGTERM must leave one
-        "DEVICE": "cpu",
-        "PYTHON": sys.executable,
-        "WORK": str(tmp_path / "work"),
-        "WHEELS": str(tmp_path / "no-wheels"),
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(
-        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300
+    result = _run_script(
+        pack,
+        out,
+        tmp_path,
+        FROM=str(start),
+        DECODER_SECONDS="15",  # imports take seconds on a busy machine
+        LDM_SECONDS="15",
+        CROP="32",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     files = sorted(p.name for p in out.iterdir())
     assert files == [
         "autoencoder_losses.csv",
@@ -86,28 +97,17 @@ def test_train_gpu_script_trains_a_new_patch_model_with_a_critic(shared_data: Pa
     )
     assert packed.exit_code == 0, packed.output
     out = tmp_path / "out"
-    env = {
-        **os.environ,
-        "PACK": str(pack),
-        "OUT": str(out),
-        "FROM": "",
-        "PRESET": "patch",
-        "AE_SECONDS": "20",
-        "AE_ARGS": "--adversarial 0.5 --adversarial-start 1",
-        "LDM_SECONDS": "20",
-        "BATCH": "2",
-        "EVERY": "100000",
-        "DEVICE": "cpu",
-        "SPLIT": "0",
-        "PYTHON": sys.executable,
-        "WORK": str(tmp_path / "work"),
-        "WHEELS": str(tmp_path / "no-wheels"),
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(
-        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300
+    _run_script(
+        pack,
+        out,
+        tmp_path,
+        FROM="",
+        PRESET="patch",
+        AE_SECONDS="20",
+        AE_ARGS="--adversarial 0.5 --adversarial-start 1",
+        LDM_SECONDS="20",
+        SPLIT="0",
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     model = load_model(out / "model")
     assert model.config.name == "patch" and model.config.latent_channels == 16
     stages = model.training_summary
