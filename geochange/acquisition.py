@@ -288,7 +288,10 @@ def _smooth_field(
     )
     nodes = np.clip(nodes, -_NODE_CLIP, _NODE_CLIP).astype(np.float32).transpose(2, 0, 1)
     across = sum(wx[:, b] * nodes[:, :, first_col - c0 + b] for b in range(4))
-    field = sum(wy[:, a, None] * across[:, first_row - r0 + a, :] for a in range(4))
+    field = np.empty((channels, *shape), np.float32)
+    for channel, lines in enumerate(across):  # a channel at a time: gathering rows of a 3-D
+        # array along its middle axis took 8x as long for two channels as for one
+        field[channel] = sum(wy[:, a, None] * lines[first_row - r0 + a] for a in range(4))
     return field / np.float32(_BSPLINE_STD)
 
 
@@ -536,12 +539,15 @@ def _warp(
     top, left = np.floor(rows), np.floor(cols)
     fy, fx = (rows - top).astype(np.float32), (cols - left).astype(np.float32)
     y, x = top.astype(np.int64) - origin[0], left.astype(np.int64) - origin[1]
-    y0, y1 = np.clip(y, 0, h - 1), np.clip(y + 1, 0, h - 1)  # 'nearest' beyond the edges
+    y0, y1 = np.clip(y, 0, h - 1) * w, np.clip(y + 1, 0, h - 1) * w  # 'nearest' beyond the edges
     x0, x1 = np.clip(x, 0, w - 1), np.clip(x + 1, 0, w - 1)
-    out = np.empty_like(image)
-    for band in range(3):
-        b = image[band]
-        upper = b[y0, x0] + fx * (b[y0, x1] - b[y0, x0])
-        lower = b[y1, x0] + fx * (b[y1, x1] - b[y1, x0])
-        out[band] = upper + fy * (lower - upper)
-    return out
+    flat = image.reshape(3, -1)
+
+    def at(row_start: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """The three bands at flat indices: one gather for all of them."""
+        return np.take(flat, row_start + col, axis=1)
+
+    top_left, bottom_left = at(y0, x0), at(y1, x0)
+    upper = top_left + fx * (at(y0, x1) - top_left)
+    lower = bottom_left + fx * (at(y1, x1) - bottom_left)
+    return upper + fy * (lower - upper)
