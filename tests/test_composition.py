@@ -22,6 +22,7 @@ from geochange.evaluation.metrics import (
 )
 from geochange.model.bank import ExemplarBank
 from geochange.sampling import blend_weight, compose, exemplar_fill
+from geochange.sampling.compose import coarse_blur
 from geochange.sampling.roofs import cast_shadows, fit_roofs, roofs_of, shadow_of_buildings
 from tests.conftest import crop_openearthmap
 
@@ -36,6 +37,20 @@ def test_blend_weight_ramps_across_the_edge_of_kept_land():
     row = weight[0]
     assert np.all(np.diff(row) <= 0) and 0 < row[19] < 1 and 0 < row[20] < 1
     assert blend_weight(np.ones((4, 4), bool)).min() == 1.0
+
+
+@pytest.mark.parametrize("shape", [(3, 256, 256), (3, 250, 237)])
+def test_coarse_blur_is_the_gaussian_blur_to_a_fraction_of_a_grey_level(shape):
+    rng = np.random.default_rng(0)
+    variation = ndimage.gaussian_filter(rng.normal(0, 20, shape), (0, 3, 3)).astype(np.float32)
+    variation[:, 100:, 60:] += 15  # a step, as where a patch was re-textured
+    exact = ndimage.gaussian_filter(variation, (0, 8, 8))
+    coarse = coarse_blur(variation, 8.0)
+    assert coarse.shape == shape and coarse.dtype == np.float32
+    assert np.sqrt(np.mean((coarse - exact) ** 2)) < 0.02 * exact.std()
+    inner = (slice(None), slice(16, -16), slice(16, -16))  # the edges mirror differently
+    assert np.abs(coarse - exact)[inner].max() < 0.3
+    assert np.array_equal(coarse_blur(variation, 1.5), ndimage.gaussian_filter(variation, (0, 1.5, 1.5)))
 
 
 def test_compose_keeps_the_base_plus_the_models_variation():

@@ -41,8 +41,39 @@ def compose(
     ``VARIATION_SIGMA``: the decoder renders some of the base's edges that a re-textured latent
     no longer holds, and their difference would take that detail out of the real image.
     """
-    variation = ndimage.gaussian_filter(
-        decoded - base_decoded, (0, VARIATION_SIGMA, VARIATION_SIGMA)
-    )
+    variation = coarse_blur(decoded - base_decoded, VARIATION_SIGMA)
     out = weight * (base.astype(np.float32) + variation) + (1 - weight) * decoded
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def coarse_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
+    """Per band, a Gaussian blur of ``sigma`` pixels of float (c, h, w), done on cells of
+    ``sigma // 2`` pixels a side (their means, blurred, interpolated back linearly): a wide
+    blur is a fifth of the work there, and what the cells add (their own blur of a pixel or
+    so) is lost in ``sigma``. For sigma 8 on a 256² variation it differed from the exact
+    blur by 0.14 grey levels RMS, at most 1.2."""
+    factor = max(1, int(sigma // 2))
+    if factor == 1:
+        return ndimage.gaussian_filter(pixels, (0, sigma, sigma))
+    bands, height, width = pixels.shape
+    extra = (-height % factor, -width % factor)
+    if any(extra):  # mirrored at the far edges, as the exact blur's 'reflect' would see them
+        pixels = np.pad(pixels, ((0, 0), (0, extra[0]), (0, extra[1])), mode="symmetric")
+    rows, cols = (pixels.shape[1] // factor, pixels.shape[2] // factor)
+    cells = pixels.reshape(bands, rows, factor, cols, factor).mean(axis=(2, 4))
+    cells = ndimage.gaussian_filter(cells, (0, sigma / factor, sigma / factor))
+    return _upsample(_upsample(cells, height, 1, factor), width, 2, factor)
+
+
+def _upsample(cells: np.ndarray, size: int, axis: int, factor: int) -> np.ndarray:
+    """``size`` pixels along ``axis`` linearly interpolated between the centres of cells of
+    ``factor`` pixels (the nearest cell's value beyond the outer centres)."""
+    centres = (np.arange(size) + 0.5) / factor - 0.5
+    low = np.floor(centres).astype(np.intp)
+    fraction = (centres - low).astype(cells.dtype)
+    last = cells.shape[axis] - 1
+    low, high = np.clip(low, 0, last), np.clip(low + 1, 0, last)
+    shape = [1] * cells.ndim
+    shape[axis] = size
+    below, above = np.take(cells, low, axis=axis), np.take(cells, high, axis=axis)
+    return below + fraction.reshape(shape) * (above - below)
