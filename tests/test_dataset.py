@@ -8,6 +8,7 @@ how the images look.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -30,7 +31,7 @@ from geochange.events import parse_events
 from geochange.example import example_landcover
 from geochange.model import SemanticLDM, preset
 from geochange.painting import model_hash
-from geochange.pairs import SECOND_PALETTE, simulate_pair, split_of
+from geochange.pairs import SECOND_PALETTE, png_bytes, simulate_pair, split_of
 from geochange.writing.folder import MARKER, FolderLock
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -399,3 +400,20 @@ def test_bad_tiles_and_events_are_refused_before_dask_starts(
         source, "-o", tmp_path / "d", "--events", EVENTS, "--resume", "--overwrite", *common
     )
     assert "exclude each other" in error
+
+
+def test_pngs_decode_to_the_arrays_they_were_made_of():
+    """The project's own PNG writer (up filter, zlib): RGB, grey and paletted, odd sizes."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (3, 37, 53), dtype=np.uint8)
+    labels = rng.integers(0, 9, (37, 53), dtype=np.uint8)
+    image = Image.open(io.BytesIO(png_bytes(rgb, None)))
+    assert image.mode == "RGB" and np.array_equal(np.asarray(image).transpose(2, 0, 1), rgb)
+    image = Image.open(io.BytesIO(png_bytes(labels, None)))
+    assert image.mode == "L" and np.array_equal(np.asarray(image), labels)
+    image = Image.open(io.BytesIO(png_bytes(labels, SECOND_PALETTE)))
+    assert image.mode == "P" and np.array_equal(np.asarray(image), labels)
+    assert bytes(image.getpalette()[:27]) == SECOND_PALETTE[:27]
+    assert png_bytes(rgb, None) == png_bytes(rgb.copy(), None)
+    with pytest.raises(ValueError, match="uint8"):
+        png_bytes(rgb.astype(np.uint16), None)
