@@ -43,9 +43,19 @@ class ExemplarBank:
     def crops_of(self, cls: int) -> np.ndarray:
         """Indices of the crops that class ``cls`` covers at least ``MIN_SHARE`` as much as the
         crop it covers most: a crop holding a little of it (often mislabelled edges) gives
-        poor texture where another is full of it."""
-        shares = (self.classes == cls).mean(axis=(1, 2))
-        return np.flatnonzero((shares >= MIN_SHARE * shares.max()) & (shares > 0))
+        poor texture where another is full of it. Found once per class."""
+        key = ("crops of", cls)
+        if key not in self.memo:
+            shares = (self.classes == cls).mean(axis=(1, 2))
+            self.memo[key] = np.flatnonzero((shares >= MIN_SHARE * shares.max()) & (shares > 0))
+        return self.memo[key]
+
+    def mean_colour(self, crop: int) -> np.ndarray:
+        """(3,) float mean RGB of crop ``crop`` (found once)."""
+        key = ("mean colour", crop)
+        if key not in self.memo:
+            self.memo[key] = self.images[crop].reshape(3, -1).mean(axis=1)
+        return self.memo[key]
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / BANK_FILE

@@ -60,20 +60,34 @@ def coarse_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
     if any(extra):  # mirrored at the far edges, as the exact blur's 'reflect' would see them
         pixels = np.pad(pixels, ((0, 0), (0, extra[0]), (0, extra[1])), mode="symmetric")
     rows, cols = (pixels.shape[1] // factor, pixels.shape[2] // factor)
-    cells = pixels.reshape(bands, rows, factor, cols, factor).mean(axis=(2, 4))
-    cells = ndimage.gaussian_filter(cells, (0, sigma / factor, sigma / factor))
-    return _upsample(_upsample(cells, height, 1, factor), width, 2, factor)
+    cells = np.zeros((bands, rows, cols), np.float32)
+    for row in range(factor):  # strided sums: a reshaped mean took 13 times as long
+        for col in range(factor):
+            cells += pixels[:, row::factor, col::factor]
+    cells = ndimage.gaussian_filter(cells / factor**2, (0, sigma / factor, sigma / factor))
+    return _upsample(_upsample(cells, 1, factor)[:, :height], 2, factor)[:, :, :width]
 
 
-def _upsample(cells: np.ndarray, size: int, axis: int, factor: int) -> np.ndarray:
-    """``size`` pixels along ``axis`` linearly interpolated between the centres of cells of
-    ``factor`` pixels (the nearest cell's value beyond the outer centres)."""
-    centres = (np.arange(size) + 0.5) / factor - 0.5
-    low = np.floor(centres).astype(np.intp)
-    fraction = (centres - low).astype(cells.dtype)
-    last = cells.shape[axis] - 1
-    low, high = np.clip(low, 0, last), np.clip(low + 1, 0, last)
-    shape = [1] * cells.ndim
-    shape[axis] = size
-    below, above = np.take(cells, low, axis=axis), np.take(cells, high, axis=axis)
-    return below + fraction.reshape(shape) * (above - below)
+def _upsample(cells: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """``factor`` pixels per cell along ``axis``, linearly interpolated between the cells'
+    centres (the outer cells' values beyond them). Pixel ``j`` of every cell lies at the same
+    fraction between the same two neighbours, so each of the ``factor`` phases is one
+    operation on whole shifted views."""
+    edges = [np.take(cells, [0], axis=axis), cells, np.take(cells, [-1], axis=axis)]
+    padded = np.concatenate(edges, axis=axis)  # cell k is padded[k + 1]
+    count = cells.shape[axis]
+    shape = list(cells.shape)
+    shape[axis] = count * factor
+    out = np.empty(shape, cells.dtype)
+
+    def along(part: slice) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (part,)
+
+    for phase in range(factor):
+        centre = (phase + 0.5) / factor - 0.5  # from the own cell's centre, in cells
+        first = 0 if centre < 0 else 1  # padded index of the left neighbour of cell 0
+        fraction = np.float32(centre + 1 if centre < 0 else centre)
+        below = padded[along(slice(first, first + count))]
+        above = padded[along(slice(first + 1, first + 1 + count))]
+        out[along(slice(phase, None, factor))] = below + fraction * (above - below)
+    return out

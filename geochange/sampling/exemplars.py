@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import cached_property
 from itertools import count
 
 import numpy as np
@@ -21,6 +20,7 @@ from scipy import ndimage, signal
 
 from geochange.classes import BUILDING, NODATA, NUM_CLASSES
 from geochange.model.bank import ExemplarBank
+from geochange.sampling.compose import coarse_blur
 from geochange.sampling.roofs import (
     Roofs,
     Shadow,
@@ -120,10 +120,16 @@ def _bank_buildings(bank: ExemplarBank, colours: _SceneColours) -> tuple[Roofs, 
     """The roofs of the bank's building crops in this image's colours, and the shadows of the
     first crop that shows them."""
     found, shadow = _bank_roofs(bank)
-    recoloured = [
-        replace(roofs, pixels=[colours.of(bank, k, p).astype(np.float32) for p in roofs.pixels])
-        for k, roofs in found
-    ]
+    recoloured = []
+    for k, roofs in found:  # a crop's roofs side by side, recoloured in one call
+        if not roofs.pixels:
+            continue
+        sizes = [p[0].size for p in roofs.pixels]
+        side_by_side = np.concatenate([p.reshape(3, -1) for p in roofs.pixels], axis=1)
+        pixels = colours.of(bank, k, side_by_side).astype(np.float32)
+        parts = np.split(pixels, np.cumsum(sizes)[:-1], axis=1)
+        shaped = [part.reshape(p.shape) for part, p in zip(parts, roofs.pixels, strict=True)]
+        recoloured.append(replace(roofs, pixels=shaped))
     return join_roofs(recoloured), shadow
 
 
@@ -164,13 +170,12 @@ def _bank_canvas(
     if len(crops) == 0:
         return None
     phase = np.random.default_rng([seed, cls]).integers(0, bank.images.shape[-1], 2)
-    rgb, scene = colours.rgb, colours.scene
-    known = scene != NODATA
-    if known.any():
-        crop = _nearest_scene(bank, crops, rgb, known)
+    scene = colours.scene
+    if colours.mean_colour is not None:
+        crop = _nearest_scene(bank, crops, colours.mean_colour)
     else:  # all classes from crops that look like one drawn for the run: one place, one sensor
-        look = bank.images[np.random.default_rng(seed).integers(len(bank.images))]
-        crop = _nearest_scene(bank, crops, look, np.ones(look.shape[1:], bool))
+        look = int(np.random.default_rng(seed).integers(len(bank.images)))
+        crop = _nearest_scene(bank, crops, bank.mean_colour(look))
     image = colours.of(bank, crop, bank.images[crop])
     source = _inner(bank.classes[crop] == cls)
     rows, cols = (
@@ -184,12 +189,9 @@ def _bank_canvas(
     return source[np.ix_(rows, cols)], image[:, rows][:, :, cols], repeat
 
 
-def _nearest_scene(
-    bank: ExemplarBank, crops: np.ndarray, rgb: np.ndarray, valid: np.ndarray
-) -> int:
-    """The one of the bank's ``crops`` whose mean colour is nearest this image's."""
-    mean = rgb[:, valid].astype(np.float32).mean(axis=1)
-    distance = [np.abs(bank.images[k].reshape(3, -1).mean(axis=1) - mean).sum() for k in crops]
+def _nearest_scene(bank: ExemplarBank, crops: np.ndarray, mean: np.ndarray) -> int:
+    """The one of the bank's ``crops`` whose mean colour is nearest ``mean`` (3,)."""
+    distance = [np.abs(bank.mean_colour(k) - mean).sum() for k in crops]
     return int(crops[int(np.argmin(distance))])
 
 
@@ -201,21 +203,21 @@ class _SceneColours:
     mean brightness to the image's, within ``GAIN_RANGE`` (desert sand brought into a green
     town is not left glaring white). Matching the whole scenes' colours instead would turn a
     field brought into a desert into sand. The class means of the image and of each crop are
-    taken once."""
+    taken once, by one count of the pixels per class and band."""
 
     def __init__(self, rgb: np.ndarray, scene: np.ndarray) -> None:
-        self.rgb, self.scene = rgb, scene
-        self.pixels = np.bincount(scene.ravel(), minlength=NODATA + 1)[:NUM_CLASSES]
+        self.scene = scene
+        classes = scene.ravel()
+        self.pixels = np.bincount(classes, minlength=NODATA + 1)[:NUM_CLASSES]
+        sums = np.stack(
+            [np.bincount(classes, band.ravel(), NODATA + 1)[:NUM_CLASSES] for band in rgb]
+        )
         self.means = {
-            cls: rgb[:, scene == cls].astype(np.float64).mean(axis=1)
-            for cls in np.flatnonzero(self.pixels >= MIN_TIE)
+            cls: sums[:, cls] / self.pixels[cls] for cls in np.flatnonzero(self.pixels >= MIN_TIE)
         }
-
-    @cached_property
-    def brightness(self) -> float | None:
-        """The image's mean over its known pixels, for crops that share no class with it."""
-        known = self.scene != NODATA
-        return self.rgb[:, known].mean() if known.any() else None
+        known = self.pixels.sum()
+        self.mean_colour = sums.sum(axis=1) / known if known else None
+        """(3,) mean colour of the known pixels; None when none is known."""
 
     def of(self, bank: ExemplarBank, crop: int, pixels: np.ndarray) -> np.ndarray:
         """``pixels`` of bank crop ``crop`` (3, ...) in this image's colours, uint8."""
@@ -226,9 +228,10 @@ class _SceneColours:
             if cls in theirs and theirs[cls][0] >= MIN_TIE
         ]
         if not ties:
-            if self.brightness is None:
+            if self.mean_colour is None:
                 return pixels
-            exposure = self.brightness / max(float(bank.images[crop].mean()), 1.0)
+            brightness = float(self.mean_colour.mean())
+            exposure = brightness / max(float(bank.mean_colour(crop).mean()), 1.0)
             return np.clip(np.round(pixels * np.clip(exposure, *GAIN_RANGE)), 0, 255).astype(
                 np.uint8
             )
@@ -343,6 +346,7 @@ def _level_seams(image: np.ndarray, pieces: np.ndarray, sigma: float = SEAM_SIGM
 
 
 def _local_mean(pixels: np.ndarray, where: np.ndarray, sigma: float) -> np.ndarray:
-    """Per band, the Gaussian-weighted mean of ``pixels`` (3, h, w) over the pixels ``where``."""
-    weight = np.maximum(ndimage.gaussian_filter(where.astype(np.float32), sigma), 1e-6)
-    return ndimage.gaussian_filter(pixels * where, (0, sigma, sigma)) / weight
+    """Per band, the Gaussian-weighted mean of ``pixels`` (3, h, w) over the pixels ``where``
+    (the blur on cells, ``coarse_blur``: levels are smooth)."""
+    blurred = coarse_blur(np.concatenate([pixels * where, where[None].astype(np.float32)]), sigma)
+    return blurred[:3] / np.maximum(blurred[3], 1e-6)

@@ -60,14 +60,18 @@ class Roofs:
 
 def _moments(labels: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
     """Per label 1..count: pixel count, centroid (row, col) and 2x2 covariance."""
-    index = np.arange(1, count + 1)
-    rows, cols = np.indices(labels.shape, dtype=np.float64)
-    n = ndimage.sum_labels(np.ones_like(rows), labels, index)
-    cy = ndimage.sum_labels(rows, labels, index) / n
-    cx = ndimage.sum_labels(cols, labels, index) / n
-    syy = ndimage.sum_labels(rows * rows, labels, index) / n - cy * cy
-    sxx = ndimage.sum_labels(cols * cols, labels, index) / n - cx * cx
-    sxy = ndimage.sum_labels(rows * cols, labels, index) / n - cy * cx
+    rows, cols = np.nonzero(labels)  # sums over the labelled pixels alone, in one pass each
+    which = labels[rows, cols]
+    rows, cols = rows.astype(np.float64), cols.astype(np.float64)
+
+    def total(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(which, weights, minlength=count + 1)[1:].astype(np.float64)
+
+    n = total(None)
+    cy, cx = total(rows) / n, total(cols) / n
+    syy = total(rows * rows) / n - cy * cy
+    sxx = total(cols * cols) / n - cx * cx
+    sxy = total(rows * cols) / n - cy * cx
     cov = np.stack([np.stack([syy, sxy], -1), np.stack([sxy, sxx], -1)], -2)
     return n, np.stack([cy, cx], -1), cov
 
