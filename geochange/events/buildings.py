@@ -162,12 +162,11 @@ def _site(
     ``gap`` metres from any building and within ``reach_m`` of its anchor.
     """
     shape, pixel_size = lots.buildable.shape, lots.roads.pixel_size
-    normal = lots.roads.normal(row, col)
+    road, normal = lots.roads.distance_and_normal(row, col)
     if normal is None:
         angle, shift_y, shift_x, side = rng.uniform(0, np.pi), 0.0, 0.0, 1
     else:
         angle = np.arctan2(normal[0], normal[1]) + np.pi / 2
-        road = lots.roads.at(np.array([row]), np.array([col]))[0]
         shift = max(0.0, setback + width / 2 - road)
         shift_y, shift_x = shift * normal[0], shift * normal[1]
         side = 1 if np.cos(angle) * normal[0] - np.sin(angle) * normal[1] > 0 else -1

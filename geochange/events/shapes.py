@@ -165,18 +165,22 @@ class Proximity:
 
         ``None`` where the distance is flat (no features, or a ridge between two features).
         """
+        return self.distance_and_normal(row, col)[1]
+
+    def distance_and_normal(self, row: int, col: int) -> tuple[float, tuple[float, float] | None]:
+        """Metres from a pixel to the nearest feature and ``normal`` there, in one search."""
         step = 2
         r0, r1 = max(row - step, 0), min(row + step, self.features.shape[0] - 1)
         c0, c1 = max(col - step, 0), min(col + step, self.features.shape[1] - 1)
         if r1 == r0 or c1 == c0 or self.coarse is None:
-            return None
-        d = self.at(np.array([r0, r1, row, row]), np.array([col, col, c0, c1]))
+            return float(self.at(np.array([row]), np.array([col]))[0]), None
+        d = self.at(np.array([r0, r1, row, row, row]), np.array([col, col, c0, c1, col]))
         gy = (d[1] - d[0]) / ((r1 - r0) * self.pixel_size[1])
         gx = (d[3] - d[2]) / ((c1 - c0) * self.pixel_size[0])
         norm = np.hypot(gy, gx)
         if norm < 0.5:
-            return None
-        return float(gy / norm), float(gx / norm)
+            return float(d[4]), None
+        return float(d[4]), (float(gy / norm), float(gx / norm))
 
     def closer_than(self, box: Box, mask: np.ndarray, metres: float) -> bool:
         """Whether a feature lies under ``metres`` from a pixel of ``mask`` (an array of
