@@ -675,8 +675,9 @@ class Painter:
             crops = [
                 mask[..., r.start * f : r.stop * f, c.start * f : c.stop * f] for r, c in windows
             ]
+            crops = crops[0] if len(crops) == 1 else torch.cat(crops)  # cat copies even one
             tic = time.perf_counter()
-            out = model.denoise(tiles, t, torch.cat(crops), opts.guidance)
+            out = model.denoise(tiles, t, crops, opts.guidance)
             self.model_s += time.perf_counter() - tic
             self.windows += len(windows)
             if self.on_windows is not None:
