@@ -295,6 +295,7 @@ class Painter:
         self.f = model.config.downsampling
         self.model_s = 0.0
         self.windows = 0
+        self._scheduler: SchedulerMixin | None = None
         self.on_windows: Callable[[int], None] | None = None
         """Told the number of tile windows after every model call (progress in this process)."""
 
@@ -313,9 +314,12 @@ class Painter:
 
     def scheduler(self) -> SchedulerMixin:
         """A new scheduler per sampling: it keeps state (its steps, DPM's last outputs), and
-        paintings may run side by side (``with_model``)."""
-        kind = DPMSolverMultistepScheduler if self.options.sampler == "dpm" else DDIMScheduler
-        return kind.from_config(self.model.scheduler.config)
+        paintings may run side by side (``with_model``). A copy of one built once: building
+        from the config took four times as long."""
+        if self._scheduler is None:
+            kind = DPMSolverMultistepScheduler if self.options.sampler == "dpm" else DDIMScheduler
+            self._scheduler = kind.from_config(self.model.scheduler.config)
+        return copy.deepcopy(self._scheduler)
 
     def with_model(self, model: SemanticLDM | Member) -> Painter:
         """This painter calling ``model`` instead (a ``Lockstep`` member, which batches its
