@@ -59,7 +59,7 @@ from geochange.pairs import (
     write_pair,
 )
 from geochange.report import Reporter
-from geochange.training.data import DEFAULT_SCHEMES, find_pairs
+from geochange.training.data import DEFAULT_SCHEMES, LAYOUT_GSD, find_pairs
 from geochange.versions import versions
 from geochange.writing.folder import OutputFolder
 
@@ -85,18 +85,20 @@ class TileSource:
     """The image + mask tiles of a folder (any layout ``find_pairs`` knows), read crop by crop.
 
     Images must be RGB uint8 (they are copied into the pairs byte for byte); a tile without
-    georeferencing is taken to have pixels of ``gsd`` metres.
+    georeferencing is taken to have pixels of ``gsd`` metres (default: its layout's, as LoveDA's
+    0.3 m, else ``DEFAULT_GSD``).
     """
 
     def __init__(
-        self, root: str | Path, classes: str | None = None, gsd: float = DEFAULT_GSD
+        self, root: str | Path, classes: str | None = None, gsd: float | None = None
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"source folder {self.root} does not exist")
-        if gsd <= 0:
+        if gsd is not None and not gsd > 0:
             raise InputError(f"--gsd must be a positive number of metres, not {gsd}")
         self.layout, files = find_pairs(self.root)
+        gsd = gsd or LAYOUT_GSD.get(self.layout, DEFAULT_GSD)
         self.scheme: ClassScheme = load_scheme(classes or DEFAULT_SCHEMES[self.layout])
         self.tiles = [self._open(image, mask, gsd) for image, mask in files]
 
@@ -191,7 +193,7 @@ def make_dataset(
     seed: int = 0,
     device: str = "auto",
     classes: str | None = None,
-    gsd: float = DEFAULT_GSD,
+    gsd: float | None = None,
     layout: str = "levir",
     batch_size: int | None = None,
     overwrite: bool = False,
@@ -259,6 +261,13 @@ def write_pairs(
     reporter = reporter or Reporter()
     if scheduler.distributed and painter.spec is None:
         raise InputError("this painter has no model spec for Dask workers to load")
+    remedy = "the exemplars from its bank are scaled to the tiles' pixels, its own texture is not"
+    config = painter.model.config
+    for warning in {
+        config.gsd_warning(t.pixel_size_m, "a source tile", remedy) for t in source.tiles
+    }:
+        if warning:
+            reporter.warning(warning)
     size, seed = painter.options.tile_size, painter.seed
     weights = source.weights(size)
     parameters = {

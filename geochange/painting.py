@@ -224,6 +224,8 @@ class BlockJob:
     neighbours: dict[str, np.ndarray]
     known: np.ndarray
     t1_image: tuple[np.ndarray, np.ndarray] | None
+    pixel_m: float | None = None
+    """Metres per pixel of the block (its mean side), where not the model's own."""
 
 
 @contextmanager
@@ -253,7 +255,7 @@ def paint_task(
     model_s, windows = painter.model_s, painter.windows
     with torch_threads(painter.options.threads), painter.autocast():
         images, valid1 = painter.paint_block(
-            job.block, job.classes, job.neighbours, job.known, job.t1_image
+            job.block, job.classes, job.neighbours, job.known, job.t1_image, job.pixel_m
         )
     return images, valid1, painter.model_s - model_s, painter.windows - windows
 
@@ -430,6 +432,7 @@ class Painter:
             neighbours,
             known,
             None if self.image is None else self.image.read(block.window),
+            float(np.sqrt(np.prod(plan.grid.pixel_size_m()))),
         )
 
     def _write_images(
@@ -512,6 +515,7 @@ class Painter:
         neighbours: dict[str, np.ndarray] | None = None,
         known: np.ndarray | None = None,
         t1_image: tuple[np.ndarray, np.ndarray] | None = None,
+        pixel_m: float | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """RGB uint8 (3, h, w) per timestamp over the block window, and where t1 holds data.
 
@@ -519,9 +523,11 @@ class Painter:
         before with the ChangeAnywhere rule. ``t1_image`` (RGB uint8 (3, h, w), valid (h, w)) is
         a real t1 image; without it t1 is painted too. ``neighbours`` maps ``t1``, ``t2``, ... to
         the window's already painted RGB, valid where ``known``; the halo is pinned there so the
-        block continues its neighbours.
+        block continues its neighbours. ``pixel_m`` (metres, default the model's) scales the
+        exemplar bank's crops to the block's pixels.
         """
         neighbours = neighbours or {}
+        bank_zoom = self.model.config.gsd_m / pixel_m if pixel_m else 1.0
         t1 = classes[0]
         height, width = t1.shape
         pad = self._padding(block)
@@ -537,7 +543,7 @@ class Painter:
             valid1 &= has_pixels
             z_a = partial(self._encode, rgb1, pad)
         else:
-            z_a, rgb1 = self._paint_t1(block, masks[0], t1, pad, neighbours, known)
+            z_a, rgb1 = self._paint_t1(block, masks[0], t1, pad, neighbours, known, bank_zoom)
         images, latent, valid = [rgb1], z_a, valid1
         for timestamp in range(T1 + 1, len(classes) + 1):
             before, after = classes[timestamp - 2], classes[timestamp - 1]
@@ -550,7 +556,9 @@ class Painter:
                 masks[timestamp - 2], masks[timestamp - 1], size, self.options.schedule
             )
             if self.options.exemplars:
-                base, filled = self._exemplar_fill(block, timestamp, base, valid, before, after)
+                base, filled = self._exemplar_fill(
+                    block, timestamp, base, valid, before, after, bank_zoom
+                )
                 if filled.any():
                     # Exemplars are held like unchanged roads and buildings: copied until the
                     # last steps, which harmonize them; released at i_change, the model would
@@ -589,13 +597,14 @@ class Painter:
         valid: np.ndarray,
         before: np.ndarray,
         after: np.ndarray,
+        bank_zoom: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``exemplar_fill`` with this block's own draws, its place in the region (so that
         repeated bank textures continue across blocks) and the run's seed."""
         rng = np.random.default_rng(block_seed(self.seed, block, timestamp))
         origin = (int(block.window.row_off), int(block.window.col_off))
         return exemplar_fill(
-            rgb, valid, before, after, rng, self.bank, origin=origin, seed=self.seed
+            rgb, valid, before, after, rng, self.bank, origin=origin, seed=self.seed, zoom=bank_zoom
         )
 
     def _paint_t1(
@@ -606,6 +615,7 @@ class Painter:
         pad: tuple[int, int, int, int],
         neighbours: dict[str, np.ndarray],
         known: np.ndarray,
+        bank_zoom: float,
     ) -> tuple[Latent, np.ndarray]:
         """Latents and RGB of t1 where no real image is given.
 
@@ -622,7 +632,9 @@ class Painter:
         if self.options.exemplars and self.bank is not None:
             empty = np.zeros((3, height, width), np.uint8)
             nothing = np.full(t1.shape, NODATA, t1.dtype)
-            base, filled = self._exemplar_fill(block, T1, empty, nothing != NODATA, nothing, t1)
+            base, filled = self._exemplar_fill(
+                block, T1, empty, nothing != NODATA, nothing, t1, bank_zoom
+            )
             if "t1" in neighbours:
                 base, filled = np.where(known, neighbours["t1"], base), filled | known
             z_a = self._encode(base, pad)

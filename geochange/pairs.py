@@ -147,12 +147,12 @@ def make_pair(maker: PairMaker, job: PairJob) -> PairResult:
     # The pair index as block row seeds the noise, so every pair gets its own.
     block = Block.alone(job.index, *job.t1.shape)
     unknown = np.zeros(job.t1.shape, bool)
-    paint = BlockJob(block, [job.t1, t2], {}, unknown, (job.rgb, job.valid))
+    gsd = float(np.sqrt(np.prod(job.pixel_size_m)))
+    paint = BlockJob(block, [job.t1, t2], {}, unknown, (job.rgb, job.valid), gsd)
     images, _, model_s, _ = paint_task(maker.painter, paint)
     after = images[1]
     if not maker.acquisition.is_identity():
         seed = child_seed(maker.seed, job.index, ACQUISITION)
-        gsd = float(np.sqrt(np.prod(job.pixel_size_m)))
         after = apply_acquisition(after, t2, maker.acquisition, seed, (0, 0), gsd)
     labels = label_arrays(maker.layout, job.t1, t2)
     files = encode_pair(maker.layout, job.index, [job.rgb, after, *labels])

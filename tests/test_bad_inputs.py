@@ -1229,6 +1229,10 @@ def test_gsd_far_from_the_models_is_worded_as_a_warning():
         "paints objects at the wrong scale; resample the region with --gsd 0.5"
     )
     assert "0.1 m" in config.gsd_warning((0.1, 0.1))
+    message = config.gsd_warning((0.2, 0.2), "a source tile", "its bank is scaled")
+    assert message.startswith("a source tile's pixels are 0.2 m") and message.endswith(
+        "wrong scale; its bank is scaled"
+    )
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -122,6 +122,31 @@ def test_a_class_the_image_lacks_comes_from_the_bank_in_this_images_colours():
     assert gradient.max() < 3 * np.median(gradient)
 
 
+def test_bank_crops_are_resampled_to_the_images_pixels():
+    """A 0.5 m bank filling a 0.25 m image (zoom 2): its texture is twice as coarse in pixels,
+    as the same ground seen finer is, not drawn at half its size."""
+    rgb, before = _two_class_scene()
+    after = before.copy()
+    after[10:74, 10:40] = TREE
+    rng = np.random.default_rng(2)
+    crop = rng.integers(0, 80, (3, 64, 64)).astype(np.uint8)  # trees with pixel-fine texture
+    classes = np.full((64, 64), TREE, np.uint8)
+    classes[:, :16] = GRASS
+    bank = ExemplarBank(crop[None], classes[None])
+
+    def roughness(zoom: float) -> float:
+        """Mean step between neighbouring filled pixels, away from the patch's edge."""
+        valid = np.ones(before.shape, bool)
+        base, filled = exemplar_fill(
+            rgb, valid, before, after, np.random.default_rng(0), bank, zoom=zoom
+        )
+        assert filled[before != after].all()
+        return float(np.abs(np.diff(base[:, 14:70, 14:36].astype(float), axis=2)).mean())
+
+    assert roughness(2.0) < 0.45 * roughness(1.0)
+    assert roughness(1.05) == roughness(1.0)  # within ZOOM_TOLERANCE: the crops as they are
+
+
 def _town() -> tuple[np.ndarray, np.ndarray]:
     """Grey ground with one 12 x 30 red roof whose ridge (white) runs along its length, and a
     3-pixel dark shadow south of every building."""

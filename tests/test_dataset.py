@@ -417,3 +417,25 @@ def test_pngs_decode_to_the_arrays_they_were_made_of():
     assert png_bytes(rgb, None) == png_bytes(rgb.copy(), None)
     with pytest.raises(ValueError, match="uint8"):
         png_bytes(rgb.astype(np.uint16), None)
+
+
+def test_tiles_of_a_known_layout_have_its_pixel_size(shared_data: Path):
+    """LoveDA and FLAIR PNGs carry no georeferencing: their pixels are the layout's 0.3 and
+    0.2 m unless --gsd says otherwise, so events measure in true metres."""
+    from geochange.dataset import TileSource
+
+    assert {t.pixel_size_m for t in TileSource(shared_data / "loveda").tiles} == {(0.3, 0.3)}
+    assert {t.pixel_size_m for t in TileSource(shared_data / "flair").tiles} == {(0.2, 0.2)}
+    forced = TileSource(shared_data / "flair", gsd=0.5)
+    assert {t.pixel_size_m for t in forced.tiles} == {(0.5, 0.5)}
+
+
+def test_tiles_far_from_the_models_pixel_size_are_warned_of(
+    shared_data: Path, model_dir: Path, tmp_path: Path
+):
+    out = tmp_path / "flair"
+    lines = run(shared_data / "flair", "-o", out, "--pairs", "1", *fast(model_dir))
+    warnings = [line["message"] for line in lines if line.get("type") == "warning"]
+    assert len(warnings) == 1 and "source tile's pixels are 0.2 m" in warnings[0], lines
+    summary = json.loads((out / "dataset.json").read_text())
+    assert {tuple(f["pixel_size_m"]) for f in summary["source"]["files"]} == {(0.2, 0.2)}

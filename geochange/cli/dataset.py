@@ -62,10 +62,9 @@ from geochange.cli.reporting import emit, make_reporter
 @click.option(
     "--gsd",
     type=float,
-    default=0.5,
-    show_default=True,
     help="Pixel size in metres of source tiles without georeferencing (events measure in "
-    "metres); georeferenced tiles use their own.",
+    "metres). Default: the layout's own (LoveDA 0.3, FLAIR 0.2, Potsdam 0.05), else 0.5. "
+    "Georeferenced tiles use their own.",
 )
 @seed_opt
 @scheduler_opt
@@ -83,7 +82,7 @@ def dataset(
     tile_size: int,
     batch_size: int | None,
     classes: str | None,
-    gsd: float,
+    gsd: float | None,
     seed: int,
     scheduler: str,
     resume: bool,

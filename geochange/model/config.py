@@ -97,17 +97,20 @@ class ModelConfig:
             )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
-    def gsd_warning(self, pixel_size_m: tuple[float, float]) -> str | None:
-        """A warning when the grid's pixels are more than ``GSD_TOLERANCE`` times larger or
-        smaller than those the model learnt from: it paints objects at its own scale, so houses
-        would come out the size of blocks (or of cars)."""
+    def gsd_warning(
+        self, pixel_size_m: tuple[float, float], what: str = "the land cover", remedy: str = ""
+    ) -> str | None:
+        """A warning when the pixels of ``what`` are more than ``GSD_TOLERANCE`` times larger
+        or smaller than those the model learnt from: it paints objects at its own scale, so
+        houses would come out the size of blocks (or of cars). ``remedy`` ends it (default:
+        resample with ``--gsd``)."""
         gsd = math.sqrt(pixel_size_m[0] * pixel_size_m[1])
         if 1 / GSD_TOLERANCE <= gsd / self.gsd_m <= GSD_TOLERANCE:
             return None
         return (
-            f"the land cover's pixels are {gsd:.3g} m but model {self.name!r} learnt from "
-            f"{self.gsd_m:g} m pixels, so it paints objects at the wrong scale; resample the "
-            f"region with --gsd {self.gsd_m:g}"
+            f"{what}'s pixels are {gsd:.3g} m but model {self.name!r} learnt from "
+            f"{self.gsd_m:g} m pixels, so it paints objects at the wrong scale; "
+            + (remedy or f"resample the region with --gsd {self.gsd_m:g}")
         )
 
     def with_(self, **changes: Any) -> ModelConfig:

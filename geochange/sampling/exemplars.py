@@ -50,6 +50,8 @@ MIN_TIE = 200
 """Pixels a class needs in both a bank crop and the image to tie their colours together."""
 GAIN_RANGE = (0.6, 1.5)
 """Bounds of the per-band gain between a bank crop's colours and this image's."""
+ZOOM_TOLERANCE = 0.1
+"""Bank crops are used as they are when their pixels are within this share of the image's."""
 
 
 def exemplar_fill(
@@ -62,6 +64,7 @@ def exemplar_fill(
     search: int = SEARCH,
     origin: tuple[int, int] = (0, 0),
     seed: int = 0,
+    zoom: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rgb`` (3, h, w) with changed pixels filled from real pixels of their new class.
 
@@ -71,8 +74,10 @@ def exemplar_fill(
     the new class nearby, and what that leaves from the ``bank`` crop of the class whose scene
     looks most like this one (in an image with no data, like one drawn for the run by ``seed``),
     repeated under the whole region from a phase drawn for the run, the window at ``origin``
-    (row, col) of it: a large patch is one continuous texture, across blocks too. Returns the
-    filled image and where it was filled (the rest is left to the model).
+    (row, col) of it: a large patch is one continuous texture, across blocks too. ``zoom`` is
+    the bank's pixel size over the image's: its crops are resampled by it, so that a 0.5 m
+    bank's trees are not drawn at half their size in a 0.2 m image. Returns the filled image
+    and where it was filled (the rest is left to the model).
     """
     base = rgb.copy()
     filled = np.zeros(before.shape, bool)
@@ -84,14 +89,14 @@ def exemplar_fill(
         old = valid & (before == BUILDING) & (after == BUILDING)
         roofs, shadow = roofs_of(rgb, old), shadow_of_buildings(rgb, valid, old)
         if bank is not None:
-            bank_roofs, bank_shadow = _bank_buildings(bank, colours)
+            bank_roofs, bank_shadow = _bank_buildings(bank, colours, zoom)
             roofs, shadow = join_roofs([roofs, bank_roofs]), shadow or bank_shadow
         fit_roofs(base, filled, new, roofs, rng)
         cast_shadows(base, before, after, shadow)
     for cls in np.unique(after[changed & ~filled]):
         pieces, ids = np.zeros(before.shape, np.int32), count(1)
         source = _inner(valid & (before == cls) & (after == cls))
-        canvas = None if bank is None else _bank_canvas(bank, int(cls), colours, origin, seed)
+        canvas = None if bank is None else _bank_canvas(bank, int(cls), colours, origin, seed, zoom)
         labels, _ = ndimage.label(changed & ~filled & (after == cls))
         for index, box in enumerate(ndimage.find_objects(labels), start=1):
             for rows, cols in _cells(box):
@@ -116,10 +121,12 @@ def exemplar_fill(
     return base, filled
 
 
-def _bank_buildings(bank: ExemplarBank, colours: _SceneColours) -> tuple[Roofs, Shadow | None]:
-    """The roofs of the bank's building crops in this image's colours, and the shadows of the
-    first crop that shows them."""
-    found, shadow = _bank_roofs(bank)
+def _bank_buildings(
+    bank: ExemplarBank, colours: _SceneColours, zoom: float
+) -> tuple[Roofs, Shadow | None]:
+    """The roofs of the bank's building crops (resampled by ``zoom``) in this image's colours,
+    and the shadows of the first crop that shows them."""
+    found, shadow = _bank_roofs(bank, zoom)
     recoloured = []
     for k, roofs in found:  # a crop's roofs side by side, recoloured in one call
         if not roofs.pixels:
@@ -133,23 +140,35 @@ def _bank_buildings(bank: ExemplarBank, colours: _SceneColours) -> tuple[Roofs, 
     return join_roofs(recoloured), shadow
 
 
-def _bank_roofs(bank: ExemplarBank) -> tuple[list[tuple[int, Roofs]], Shadow | None]:
-    """Per building crop of the bank its roofs in the crop's own colours, and the shadows of
-    the first crop that shows them: the same for every image, so found once per bank."""
-    if "roofs" not in bank.memo:
-        crops = bank.crops_of(BUILDING)
+def _bank_roofs(bank: ExemplarBank, zoom: float) -> tuple[list[tuple[int, Roofs]], Shadow | None]:
+    """Per building crop of the bank (resampled by ``zoom``) its roofs in the crop's own
+    colours, and the shadows of the first crop that shows them: the same for every image, so
+    found once per bank and zoom."""
+    key = ("roofs", zoom)
+    if key not in bank.memo:
+        crops = [(int(k), *_zoomed(bank, int(k), zoom)) for k in bank.crops_of(BUILDING)]
         found = [
-            (int(k), roofs_of(bank.images[k], bank.classes[k] == BUILDING, located=False))
-            for k in crops
+            (k, roofs_of(image, classes == BUILDING, located=False)) for k, image, classes in crops
         ]
         shadows = (
-            shadow_of_buildings(
-                bank.images[k], bank.classes[k] != NODATA, bank.classes[k] == BUILDING
-            )
-            for k in crops
+            shadow_of_buildings(image, classes != NODATA, classes == BUILDING)
+            for _, image, classes in crops
         )
-        bank.memo["roofs"] = found, next((s for s in shadows if s is not None), None)
-    return bank.memo["roofs"]
+        bank.memo[key] = found, next((s for s in shadows if s is not None), None)
+    return bank.memo[key]
+
+
+def _zoomed(bank: ExemplarBank, crop: int, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bank crop ``crop``'s image and classes resampled by ``zoom`` (linearly and by the
+    nearest pixel; found once), or as they are within ``ZOOM_TOLERANCE``."""
+    if abs(zoom - 1) <= ZOOM_TOLERANCE:
+        return bank.images[crop], bank.classes[crop]
+    key = ("zoomed", crop, zoom)
+    if key not in bank.memo:
+        image = ndimage.zoom(bank.images[crop].astype(np.float32), (1, zoom, zoom), order=1)
+        classes = ndimage.zoom(bank.classes[crop], zoom, order=0)
+        bank.memo[key] = np.clip(np.round(image), 0, 255).astype(np.uint8), classes
+    return bank.memo[key]
 
 
 def _bank_canvas(
@@ -158,14 +177,15 @@ def _bank_canvas(
     colours: _SceneColours,
     origin: tuple[int, int],
     seed: int,
+    zoom: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The bank crop of ``cls`` whose scene looks most like this one (where nothing is known
-    of the scene, most like a crop drawn for the run by ``seed``), in this image's colours,
-    repeated from a phase drawn by ``seed`` over the whole region, the window at ``origin``
-    plus ``BANK_MARGIN`` on each side: (where it is of the class, its pixels, which repeat of
-    the crop each pixel is in). Neighbouring pieces of a large patch take neighbouring pixels;
-    the repeats' seams are levelled like those between pieces (mirroring them instead showed
-    kaleidoscope stars where the mirror axes cross)."""
+    of the scene, most like a crop drawn for the run by ``seed``), resampled by ``zoom``, in
+    this image's colours, repeated from a phase drawn by ``seed`` over the whole region, the
+    window at ``origin`` plus ``BANK_MARGIN`` on each side: (where it is of the class, its
+    pixels, which repeat of the crop each pixel is in). Neighbouring pieces of a large patch
+    take neighbouring pixels; the repeats' seams are levelled like those between pieces
+    (mirroring them instead showed kaleidoscope stars where the mirror axes cross)."""
     crops = bank.crops_of(cls)
     if len(crops) == 0:
         return None
@@ -176,8 +196,9 @@ def _bank_canvas(
     else:  # all classes from crops that look like one drawn for the run: one place, one sensor
         look = int(np.random.default_rng(seed).integers(len(bank.images)))
         crop = _nearest_scene(bank, crops, bank.mean_colour(look))
-    image = colours.of(bank, crop, bank.images[crop])
-    source = _inner(bank.classes[crop] == cls)
+    pixels, classes = _zoomed(bank, crop, zoom)
+    image = colours.of(bank, crop, pixels)
+    source = _inner(classes == cls)
     rows, cols = (
         np.arange(start + offset - BANK_MARGIN, start + offset + length + BANK_MARGIN)
         for start, offset, length in zip(origin, phase, scene.shape, strict=True)
