@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from itertools import count
 
 import numpy as np
@@ -124,19 +125,12 @@ def exemplar_fill(
 def _bank_buildings(
     bank: ExemplarBank, colours: _SceneColours, zoom: float
 ) -> tuple[Roofs, Shadow | None]:
-    """The roofs of the bank's building crops (resampled by ``zoom``) in this image's colours,
-    and the shadows of the first crop that shows them."""
+    """The roofs of the bank's building crops (resampled by ``zoom``), each recoloured into
+    this image's colours when taken, and the shadows of the first crop that shows them."""
     found, shadow = _bank_roofs(bank, zoom)
-    recoloured = []
-    for k, roofs in found:  # a crop's roofs side by side, recoloured in one call
-        if not roofs.pixels:
-            continue
-        sizes = [p[0].size for p in roofs.pixels]
-        side_by_side = np.concatenate([p.reshape(3, -1) for p in roofs.pixels], axis=1)
-        pixels = colours.of(bank, k, side_by_side).astype(np.float32)
-        parts = np.split(pixels, np.cumsum(sizes)[:-1], axis=1)
-        shaped = [part.reshape(p.shape) for part, p in zip(parts, roofs.pixels, strict=True)]
-        recoloured.append(replace(roofs, pixels=shaped))
+    recoloured = [
+        replace(roofs, recolour=[partial(colours.of, bank, k)] * len(roofs)) for k, roofs in found
+    ]
     return join_roofs(recoloured), shadow
 
 

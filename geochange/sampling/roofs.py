@@ -11,6 +11,7 @@ go with that sun).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -53,6 +54,10 @@ class Roofs:
     """(n, 2) spread along the major and minor axis, pixels."""
     axes: np.ndarray
     """(n, 2, 2) the axes, as columns."""
+    recolour: list[Callable[[np.ndarray], np.ndarray] | None] | None = None
+    """Per roof, what brings its pixels into the image's colours (None: they are in them).
+    Applied to the roofs taken alone: recolouring a bank's every roof for each image cost more
+    than the rest of its exemplars."""
 
     def __len__(self) -> int:
         return len(self.area)
@@ -116,6 +121,7 @@ def join_roofs(parts: list[Roofs]) -> Roofs:
         position=np.concatenate([part.position for part in parts]).reshape(-1, 2),
         spreads=np.concatenate([part.spreads for part in parts]).reshape(-1, 2),
         axes=np.concatenate([part.axes for part in parts]).reshape(-1, 2, 2),
+        recolour=[r for part in parts for r in (part.recolour or [None] * len(part))],
     )
 
 
@@ -154,7 +160,9 @@ def fit_roofs(
         take = footprint & (warp(roofs.inside[roof].astype(np.float32), order=0) > 0.5)
         if not take.any():
             continue
-        pixels = np.stack([warp(band, order=1) for band in roofs.pixels[roof]])
+        recolour = roofs.recolour[roof] if roofs.recolour else None
+        own = roofs.pixels[roof] if recolour is None else recolour(roofs.pixels[roof])
+        pixels = np.stack([warp(band.astype(np.float32), order=1) for band in own])
         _, nearest = ndimage.distance_transform_edt(~take, return_indices=True)
         pixels = pixels[:, nearest[0], nearest[1]]  # the uncovered rim: nearest roof pixel
         target = base[:, box[0], box[1]]
