@@ -413,7 +413,7 @@ def margin(acquisition: Acquisition, gsd_m: float) -> int:
     if acquisition.misregistration > 0:
         length = acquisition.misregistration / gsd_m
         local = LOCAL_WARP_FRACTION * length * _NODE_CLIP / _BSPLINE_STD
-        reach += length + local + 1
+        reach += length + local + 2  # the cubic's outer taps
     if acquisition.blur > 0:
         reach += 4 * acquisition.blur
     return math.ceil(reach)
@@ -527,9 +527,10 @@ def _radiometry(
 def _warp(
     image: np.ndarray, acquisition: Acquisition, seed: int, origin: tuple[int, int], gsd_m: float
 ) -> np.ndarray:
-    """Bilinear resampling at global shift + smooth local warp. Written out rather than with
-    ``map_coordinates`` so the weights come from global coordinates and are bit-identical in
-    any window."""
+    """Bicubic resampling at global shift + smooth local warp, as imagery is orthorectified
+    (bilinear's averaging of neighbours took half the detail's gradient energy at a half-pixel
+    shift). Written out rather than with ``map_coordinates`` so the weights come from global
+    coordinates and are bit-identical in any window."""
     dy, dx = shift_of(acquisition, seed, gsd_m)
     h, w = image.shape[1:]
     local = LOCAL_WARP_FRACTION * acquisition.misregistration / gsd_m / math.sqrt(2)
@@ -537,17 +538,33 @@ def _warp(
     rows = origin[0] + np.arange(h)[:, None] - dy - local * field[0]
     cols = origin[1] + np.arange(w)[None, :] - dx - local * field[1]
     top, left = np.floor(rows), np.floor(cols)
-    fy, fx = (rows - top).astype(np.float32), (cols - left).astype(np.float32)
     y, x = top.astype(np.int64) - origin[0], left.astype(np.int64) - origin[1]
-    y0, y1 = np.clip(y, 0, h - 1) * w, np.clip(y + 1, 0, h - 1) * w  # 'nearest' beyond the edges
-    x0, x1 = np.clip(x, 0, w - 1), np.clip(x + 1, 0, w - 1)
+    across = [np.clip(x + tap, 0, w - 1) for tap in CUBIC_TAPS]  # 'nearest' beyond the edges
+    weights_x = _cubic_weights((cols - left).astype(np.float32))
     flat = image.reshape(3, -1)
+    out = np.zeros_like(image)
+    weights_y = _cubic_weights((rows - top).astype(np.float32))
+    for tap, weight_y in zip(CUBIC_TAPS, weights_y, strict=True):
+        row_start = np.clip(y + tap, 0, h - 1) * w
+        line = sum(
+            weight_x * np.take(flat, row_start + col, axis=1)  # all bands in one gather
+            for weight_x, col in zip(weights_x, across, strict=True)
+        )
+        out += weight_y * line
+    return out
 
-    def at(row_start: np.ndarray, col: np.ndarray) -> np.ndarray:
-        """The three bands at flat indices: one gather for all of them."""
-        return np.take(flat, row_start + col, axis=1)
 
-    top_left, bottom_left = at(y0, x0), at(y1, x0)
-    upper = top_left + fx * (at(y0, x1) - top_left)
-    lower = bottom_left + fx * (at(y1, x1) - bottom_left)
-    return upper + fy * (lower - upper)
+CUBIC_TAPS = (-1, 0, 1, 2)
+"""Offsets of the four pixels each output pixel is interpolated from, along each axis."""
+
+
+def _cubic_weights(fraction: np.ndarray) -> list[np.ndarray]:
+    """Keys' cubic convolution weights (a = -0.5) of the taps ``CUBIC_TAPS`` for the
+    ``fraction`` (0 to 1) of a pixel that a coordinate lies past its tap 0; they sum to 1."""
+    t2, t3 = fraction * fraction, fraction * fraction * fraction
+    return [
+        -0.5 * t3 + t2 - 0.5 * fraction,
+        1.5 * t3 - 2.5 * t2 + 1,
+        -1.5 * t3 + 2 * t2 + 0.5 * fraction,
+        0.5 * t3 - 0.5 * t2,
+    ]
