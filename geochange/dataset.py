@@ -262,12 +262,12 @@ def write_pairs(
     if scheduler.distributed and painter.spec is None:
         raise InputError("this painter has no model spec for Dask workers to load")
     remedy = "the exemplars from its bank are scaled to the tiles' pixels, its own texture is not"
-    config = painter.model.config
-    for warning in {
-        config.gsd_warning(t.pixel_size_m, "a source tile", remedy) for t in source.tiles
-    }:
-        if warning:
-            reporter.warning(warning)
+    warnings = (
+        painter.model.config.gsd_warning(tile.pixel_size_m, "a source tile", remedy)
+        for tile in source.tiles
+    )
+    for warning in dict.fromkeys(w for w in warnings if w):  # each once, in the tiles' order
+        reporter.warning(warning)
     size, seed = painter.options.tile_size, painter.seed
     weights = source.weights(size)
     parameters = {

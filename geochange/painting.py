@@ -225,7 +225,7 @@ class BlockJob:
     known: np.ndarray
     t1_image: tuple[np.ndarray, np.ndarray] | None
     pixel_m: float | None = None
-    """Metres per pixel of the block (its mean side), where not the model's own."""
+    """Metres per pixel of the block (the geometric mean of its sides); None: the model's."""
 
 
 @contextmanager
@@ -691,9 +691,9 @@ class Painter:
             crops = [
                 mask[..., r.start * f : r.stop * f, c.start * f : c.stop * f] for r, c in windows
             ]
-            crops = crops[0] if len(crops) == 1 else torch.cat(crops)  # cat copies even one
+            window_masks = crops[0] if len(crops) == 1 else torch.cat(crops)  # cat copies one too
             tic = time.perf_counter()
-            out = model.denoise(tiles, t, crops, opts.guidance)
+            out = model.denoise(tiles, t, window_masks, opts.guidance)
             self.model_s += time.perf_counter() - tic
             self.windows += len(windows)
             if self.on_windows is not None:

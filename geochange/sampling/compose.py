@@ -49,9 +49,9 @@ def compose(
 def coarse_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
     """Per band, a Gaussian blur of ``sigma`` pixels of float (c, h, w), done on cells of
     ``sigma // 2`` pixels a side (their means, blurred, interpolated back linearly): a wide
-    blur is a fifth of the work there, and what the cells add (their own blur of a pixel or
-    so) is lost in ``sigma``. For sigma 8 on a 256² variation it differed from the exact
-    blur by 0.14 grey levels RMS, at most 1.2."""
+    blur takes a tenth of the time there, and what the cells add (their own blur of a pixel or
+    so) is lost in ``sigma``. With sigma 8, on the model's variations of 20 dataset pairs
+    (256²), it differed from the exact blur by 0.18 grey levels RMS, at most 1.7."""
     factor = max(1, int(sigma // 2))
     if factor == 1:
         return ndimage.gaussian_filter(pixels, (0, sigma, sigma))
