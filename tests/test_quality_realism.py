@@ -190,3 +190,26 @@ def test_realism_markdown_has_a_target_row_and_every_row():
     skipped = realism_markdown(realism, {"skipped": "no folder of real pairs at None"})
     assert any("skipped: no folder" in line for line in skipped)
     assert realism_markdown(None, {"skipped": "x"}) == ["", "Reference rows skipped: x."]
+
+
+def test_unchanged_sharpness_leaves_out_the_edge_of_changed_land():
+    """Blur and misregistration carry the step at a bright new patch's edge into the unchanged
+    land beside it; that step is not the unchanged land's detail."""
+    import numpy as np
+    from scipy import ndimage
+
+    from geochange.evaluation.metrics import sharpness_ratio
+    from geochange.evaluation.quality import pair_figures
+
+    rng = np.random.default_rng(0)
+    t1 = rng.integers(80, 100, (3, 96, 96)).astype(np.uint8)  # fine, low-contrast texture
+    changed = np.zeros((96, 96), bool)
+    changed[30:60, 30:60] = True
+    t2 = t1.copy()
+    t2[:, changed] = 250
+    near = (ndimage.distance_transform_edt(~changed) <= 2) & ~changed
+    smeared = ndimage.gaussian_filter(t2.astype(float), (0, 1, 1))
+    t2[:, near] = np.round(smeared[:, near]).astype(np.uint8)
+    figures = pair_figures(t1, t2, changed, ~changed)
+    assert figures["sharpness_unchanged"] == pytest.approx(1.0)
+    assert sharpness_ratio(t1, t2, ~changed) > 1.2  # what counting the edge gave (1.36)
