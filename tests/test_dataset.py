@@ -439,3 +439,16 @@ def test_tiles_far_from_the_models_pixel_size_are_warned_of(
     assert len(warnings) == 1 and "source tile's pixels are 0.2 m" in warnings[0], lines
     summary = json.loads((out / "dataset.json").read_text())
     assert {tuple(f["pixel_size_m"]) for f in summary["source"]["files"]} == {(0.2, 0.2)}
+
+
+def test_pairs_take_ten_steps_unless_told(source: Path, model_dir: Path, tmp_path: Path):
+    """dataset's own default (synth keeps 20): 10 steps gave the same realism figures."""
+    common = ["--pairs", "1", "--events", EVENTS, "--model", str(model_dir)]
+    common += ["--tile-size", str(TILE), "--device", "cpu"]
+    run(source, "-o", tmp_path / "default", *common)
+    run(source, "-o", tmp_path / "three", "--steps", "3", *common)
+    steps = [
+        json.loads((tmp_path / name / "dataset.json").read_text())["sampling"]["steps"]
+        for name in ("default", "three")
+    ]
+    assert steps == [10, 3]

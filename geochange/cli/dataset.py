@@ -91,7 +91,7 @@ def dataset(
     verbose: int,
     quiet: int,
     model_spec: str,
-    steps: int,
+    steps: int | None,
     sampler: str,
     precision: str,
     composition: str,
@@ -134,7 +134,7 @@ def dataset(
             --events building_add:count=3,random:fraction=0.1 --seed 1 -o cd_pairs
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.dataset import TileSource, make_dataset
+    from geochange.dataset import DATASET_STEPS, TileSource, make_dataset
     from geochange.distributed import open_scheduler
     from geochange.events import parse_events
     from geochange.painting import SamplingOptions
@@ -142,7 +142,7 @@ def dataset(
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
-        steps,
+        steps or DATASET_STEPS,
         sampler,
         tile_size=tile_size,
         precision=precision,

@@ -199,10 +199,10 @@ PAINTING_OPTS = [
     ),
     click.option(
         "--steps",
-        type=int,
-        default=20,
-        show_default=True,
-        help="Denoising steps per image (the mixing rule's constants are fractions of them).",
+        type=click.IntRange(min=1),
+        help="Denoising steps per image (the mixing rule's constants are fractions of them). "
+        "Default: 20 for synth, 10 for dataset, whose pairs measured the same at 1.3-1.4 times the "
+        "speed.",
     ),
     click.option(
         "--sampler",

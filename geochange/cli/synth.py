@@ -102,7 +102,7 @@ def synth(
     quiet: int,
     image: str | None,
     model_spec: str,
-    steps: int,
+    steps: int | None,
     sampler: str,
     eta: float,
     precision: str,
@@ -137,7 +137,7 @@ def synth(
 
     reporter = make_reporter(json_lines, verbose, quiet)
     options = SamplingOptions(
-        steps,
+        steps or SamplingOptions.steps,
         sampler,
         eta,
         guidance,
