@@ -10,7 +10,7 @@ Prints pairs/s, the share of time inside the model (in this process only) and, f
 run, how many bytes of t2 differ from pairs made one at a time. A first group, untimed, warms
 the device up.
 
-    python benchmarks/pairs.py --pack build/pack.npz [--pairs 200] [--device cuda] [--steps 20]
+    python benchmarks/pairs.py --pack build/pack.npz [--pairs 200] [--device cuda] [--steps 10]
         [--batch-size N] [--workers N] [--compare 8]
 
 On the GPU machine, carry the pack and the wheels (``scripts/carry_wheels.sh``) and put the
@@ -35,7 +35,15 @@ from timing import timed
 from geochange.distributed import in_order
 from geochange.events import parse_events
 from geochange.painting import Painter, SamplingOptions, built, open_painter
-from geochange.pairs import PAIR_BATCH, PairJob, PairMaker, PairResult, make_pairs, write_pair
+from geochange.pairs import (
+    DATASET_STEPS,
+    PAIR_BATCH,
+    PairJob,
+    PairMaker,
+    PairResult,
+    make_pairs,
+    write_pair,
+)
 from geochange.training.packed import read_pack
 
 EVENTS = "building_add:count=3,deforestation:fraction=0.3"
@@ -46,7 +54,9 @@ def main() -> None:
     parser.add_argument("--pack", type=Path, required=True, help="A pack of 256² crops.")
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda.")
-    parser.add_argument("--steps", type=int, default=20, help="Sampler steps (DPM-Solver++).")
+    parser.add_argument(
+        "--steps", type=int, default=DATASET_STEPS, help="Sampler steps (DPM-Solver++)."
+    )
     parser.add_argument("--model", default="default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -50,6 +50,7 @@ from geochange.manifest import run_key
 from geochange.model import pick_device
 from geochange.painting import Painter, SamplingOptions, open_painter
 from geochange.pairs import (
+    DATASET_STEPS,
     LAYOUTS,
     PAIR_BATCH,
     SPLITS,
@@ -64,10 +65,6 @@ from geochange.versions import versions
 from geochange.writing.folder import OutputFolder
 
 DEFAULT_GSD = 0.5
-DATASET_STEPS = 10
-"""Denoising steps of a pair (4 of them run, as sampling starts 60 % of the way in): half of
-``synth``'s 20. With 10, `geochange evaluate`'s change-realism and generated-image figures were
-those of 20 (2026-12-05, model card), and pairs were made 30-45 % faster."""
 """Pixel size in metres assumed for source tiles without georeferencing."""
 MIN_LABELLED = 0.5
 """A crop is redrawn (up to ``CROP_ATTEMPTS`` times) while less than this share is labelled."""

@@ -43,6 +43,10 @@ PAIR_BATCH = {"cpu": 1, "cuda": 64}
 """Pairs painted together by default. On 2 CPU cores batches gave no speed (the UNet's time
 per pair fell 4 %, the autoencoder's rose 20-40 % at batch 4), so one at a time; a GPU needs
 large batches (issue 16: 51-74 pairs/s of model alone at batch 16, 566 at 256)."""
+DATASET_STEPS = 10
+"""Denoising steps of a pair (4 of them run, as sampling starts 60 % of the way in): half of
+``synth``'s 20. With 10, `geochange evaluate`'s change-realism and generated-image figures were
+those of 20 (2026-12-05, model card), and pairs were made 30-45 % faster."""
 PNG_LEVEL = 1
 """zlib level of the PNGs: 6 (Pillow's default) took five times as long for 5 % smaller files."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

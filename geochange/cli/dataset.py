@@ -134,10 +134,11 @@ def dataset(
             --events building_add:count=3,random:fraction=0.1 --seed 1 -o cd_pairs
     """
     # torch and diffusers load only here, so the other commands start fast
-    from geochange.dataset import DATASET_STEPS, TileSource, make_dataset
+    from geochange.dataset import TileSource, make_dataset
     from geochange.distributed import open_scheduler
     from geochange.events import parse_events
     from geochange.painting import SamplingOptions
+    from geochange.pairs import DATASET_STEPS
     from geochange.writing.folder import check_output
 
     reporter = make_reporter(json_lines, verbose, quiet)
