@@ -69,6 +69,11 @@ class Grid:
         height = _GEOD.inv(lon0, lat0, lon2, lat2)[2]
         return float(width), float(height)
 
+    def gsd_m(self) -> float:
+        """One pixel size in metres: the geometric mean of its width and height."""
+        width, height = self.pixel_size_m()
+        return math.sqrt(width * height)
+
     def equal_area_crs(self) -> CRS:
         """A Lambert azimuthal equal-area CRS centred on the grid, for areas in m²."""
         to_lonlat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)

@@ -432,7 +432,7 @@ class Painter:
             neighbours,
             known,
             None if self.image is None else self.image.read(block.window),
-            float(np.sqrt(np.prod(plan.grid.pixel_size_m()))),
+            plan.grid.gsd_m(),
         )
 
     def _write_images(
@@ -488,7 +488,7 @@ class Painter:
         acquisition = self.options.acquisition
         if name == "t1" or acquisition.is_identity():
             return painted[name].read(block.core)
-        grid, gsd = plan.grid, float(np.sqrt(np.prod(plan.grid.pixel_size_m())))
+        grid, gsd = plan.grid, plan.grid.gsd_m()
         extra = margin(acquisition, gsd)
         core = block.core
         top, left = max(int(core.row_off) - extra, 0), max(int(core.col_off) - extra, 0)
