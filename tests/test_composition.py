@@ -95,31 +95,61 @@ def test_exemplars_fill_changed_land_with_real_pixels_of_the_new_class():
 
 def test_a_class_the_image_lacks_comes_from_the_bank_in_this_images_colours():
     rgb, before = _two_class_scene()
+    rgb[[0, 2], :, :48] = 80  # grass shows in every band
     after = before.copy()
     after[10:74, 10:40] = TREE  # larger than a piece: the bank crop must tile seamlessly
     valid = np.ones(before.shape, bool)
     base, filled = exemplar_fill(rgb, valid, before, after, np.random.default_rng(0))
     assert not filled.any()
     np.testing.assert_array_equal(base, rgb)
-    # The bank: trees beside grass, seen by a sensor 40 levels brighter than this image's.
+    # The bank: trees beside grass, seen by a sensor a quarter brighter than this image's.
     rng = np.random.default_rng(2)
-    crop = rng.integers(0, 40, (3, 64, 64)).astype(np.uint8)  # dark trees
+    crop = rng.integers(40, 80, (3, 64, 64)).astype(np.float64)  # dark trees
     classes = np.full((64, 64), TREE, np.uint8)
     classes[:, :16] = GRASS
     crop[:, :, :16] = rgb[:, :64, :16]  # the same grass as this image's...
-    crop += 40  # ...through the brighter sensor
+    crop = np.round(crop * 1.25).astype(np.uint8)  # ...through the brighter sensor
     bank = ExemplarBank(crop[None], classes[None])
     base, filled = exemplar_fill(rgb, valid, before, after, np.random.default_rng(0), bank)
     tree = before != after
     assert filled[tree].all() and not filled[~tree].any()
     np.testing.assert_array_equal(base[:, ~tree], rgb[:, ~tree])
-    # Tied by the grass both show, the sensor's 40 levels come off: the trees' own pixels.
+    # Lit as the grass both show says, the sensor's gain comes off: the trees' own pixels.
     pixels = base[:, tree].astype(float)
-    np.testing.assert_allclose(pixels.mean(axis=1), crop[:, :, 16:].mean(axis=(1, 2)) - 40, atol=3)
+    trees = crop[:, :, 16:].mean(axis=(1, 2))
+    np.testing.assert_allclose(pixels.mean(axis=1), trees / 1.25, atol=2)
     assert len(np.unique(pixels[0])) > 20
     # Neighbouring pieces take neighbouring pixels of the crop: no seam between them.
     gradient = np.abs(np.diff(base[:, 10:74, 10:40].astype(float), axis=1)).mean(axis=(0, 2))
     assert gradient.max() < 3 * np.median(gradient)
+
+
+def test_the_bank_carries_a_class_colour_through_classes_the_image_shows():
+    """Bare soil has never been seen beside trees in the bank, only beside grass, and grass
+    beside trees: a dim image of trees still gets soil as dim as its trees say."""
+    rng = np.random.default_rng(3)
+    bare, grass, tree = (190, 170, 140), (90, 140, 60), (50, 80, 40)
+
+    def texture(colour: tuple[int, int, int], light: float, shape: tuple[int, int]) -> np.ndarray:
+        noise = rng.integers(-15, 16, (3, *shape))
+        return np.clip(np.array(colour)[:, None, None] * light + noise, 0, 255).astype(np.uint8)
+
+    soil_crop = np.concatenate([texture(bare, 1.0, (64, 48)), texture(grass, 1.0, (64, 16))], 2)
+    park_crop = np.concatenate([texture(grass, 1.0, (64, 32)), texture(tree, 1.0, (64, 32))], 2)
+    soil_classes = np.full((64, 64), 0, np.uint8)
+    soil_classes[:, 48:] = GRASS
+    park_classes = np.full((64, 64), GRASS, np.uint8)
+    park_classes[:, 32:] = TREE
+    bank = ExemplarBank(np.stack([soil_crop, park_crop]), np.stack([soil_classes, park_classes]))
+    rgb = texture(tree, 0.7, (96, 96))  # a forest, in a light 0.7 of the bank's
+    before = np.full((96, 96), TREE)
+    after = before.copy()
+    after[20:60, 20:60] = 0  # cleared
+    valid = np.ones(before.shape, bool)
+    base, filled = exemplar_fill(rgb, valid, before, after, np.random.default_rng(0), bank)
+    cleared = before != after
+    assert filled[cleared].all()
+    np.testing.assert_allclose(base[:, cleared].mean(axis=1), np.array(bare) * 0.7, atol=4)
 
 
 def test_bank_crops_are_resampled_to_the_images_pixels():

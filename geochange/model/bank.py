@@ -14,12 +14,23 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from geochange.classes import NUM_CLASSES
 from geochange.errors import InputError
 
 BANK_FILE = "exemplars.safetensors"
 MIN_SHARE = 0.7
 """Least share of a crop, relative to the bank's best, that a class must cover for the crop
 to serve as its exemplar: a tiled crop only half of the class leaves holes in a large patch."""
+MIN_CLASS_PIXELS = 200
+"""Pixels a class needs in a crop for its mean colour to count."""
+LIGHT_FIT_ROUNDS = 50
+"""Rounds of the alternating fit of class colours and crop light (on the shipped bank the
+colours move by less than 0.01 grey levels after 20)."""
+MIN_SPREAD = 1e-3
+"""Least spread of a class's colour between crops (a class seen in one crop has none)."""
+LIGHT_PRIOR = 1.0
+"""Weight, in classes, of the prior that a crop's light is the bank's usual: it keeps the
+light of a crop showing one class from taking all of that class's colour."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,63 @@ class ExemplarBank:
         key = ("mean colour", crop)
         if key not in self.memo:
             self.memo[key] = self.images[crop].reshape(3, -1).mean(axis=1)
+        return self.memo[key]
+
+    def class_means(self, crop: int) -> dict[int, np.ndarray]:
+        """Per class of crop ``crop`` with at least ``MIN_CLASS_PIXELS``: its (3,) mean
+        colour (found once)."""
+        key = ("class means", crop)
+        if key not in self.memo:
+            classes = self.classes[crop].ravel()
+            pixels = np.bincount(classes, minlength=256)[:NUM_CLASSES]
+            sums = [
+                np.bincount(classes, band.ravel(), 256)[:NUM_CLASSES] for band in self.images[crop]
+            ]
+            self.memo[key] = {
+                int(cls): np.array([band[cls] for band in sums]) / pixels[cls]
+                for cls in np.flatnonzero(pixels >= MIN_CLASS_PIXELS)
+            }
+        return self.memo[key]
+
+    def class_colours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each class's typical colour and how far crops stray from it: the log mean colour
+        of class c in crop k is modelled as ``typical[c] + light[k]`` (per band; the light
+        is sensor, sun and season), fitted to the crops by alternating least squares.
+        Returns ``typical`` (NUM_CLASSES, 3) of log(colour + 1) and ``spread`` (NUM_CLASSES,),
+        the mean squared log residual (inf for a class no crop shows). Found once."""
+        key = "class colours"
+        if key not in self.memo:
+            count = len(self.images)
+            logs = np.full((count, NUM_CLASSES, 3), np.nan)
+            for crop in range(count):
+                for cls, mean in self.class_means(crop).items():
+                    logs[crop, cls] = np.log1p(mean)
+            seen = ~np.isnan(logs[..., 0])
+            typical, light = np.zeros((NUM_CLASSES, 3)), np.zeros((count, 3))
+            for _ in range(LIGHT_FIT_ROUNDS):
+                typical = np.array(
+                    [
+                        (logs[seen[:, c], c] - light[seen[:, c]]).mean(axis=0)
+                        if seen[:, c].any()
+                        else np.zeros(3)
+                        for c in range(NUM_CLASSES)
+                    ]
+                )
+                light = np.array(
+                    [
+                        (logs[k, seen[k]] - typical[seen[k]]).sum(axis=0)
+                        / (seen[k].sum() + LIGHT_PRIOR)
+                        for k in range(count)
+                    ]
+                )
+            residual = logs - typical[None] - light[:, None]
+            spread = np.array(
+                [
+                    np.mean(residual[seen[:, c], c] ** 2) if seen[:, c].any() else np.inf
+                    for c in range(NUM_CLASSES)
+                ]
+            )
+            self.memo[key] = typical, np.maximum(spread, MIN_SPREAD)
         return self.memo[key]
 
     def save(self, folder: str | Path) -> Path:

@@ -1,0 +1,80 @@
+"""How near the exemplar bank's texture comes to the colour a class has in a real image.
+
+For random 256² crops of labelled source folders, and each class that covers at least
+``MIN_PIXELS`` of a crop: that class's pixels are hidden (labelled unknown before, the class
+after, as if it had just appeared there), ``exemplar_fill`` fills them from the bank of a model
+in the colours of the rest of the crop, and the mean colour of the fill is compared with the
+class's real mean colour in the crop. Prints the mean absolute error per band (grey levels),
+per source and per class, and its 90th percentile. Crops of sources the bank was cut from
+(default model: all five labelled sources, held-out regions excepted) flatter the figure.
+
+    .venv/bin/python benchmarks/bank_colours.py ../shared/data/{openearthmap,dubai,loveda,flair}
+        [--model default] [--crops 40] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from geochange.classes import CLASS_NAMES, NODATA, NUM_CLASSES
+from geochange.dataset import TileSource
+from geochange.model.bank import load_bank
+from geochange.painting import resolve_model
+from geochange.sampling import exemplar_fill
+
+SIZE = 256
+MIN_PIXELS = 2000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="+", help="labelled source folders (as for dataset)")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--crops", type=int, default=40, help="crops per source (default 40)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    bank = load_bank(resolve_model(args.model))
+    if bank is None:
+        parser.error(f"model {args.model} has no exemplar bank")
+    rng = np.random.default_rng(args.seed)
+    errors: list[tuple[str, int, float]] = []
+    for folder in args.sources:
+        source = TileSource(folder)
+        weights = source.weights(SIZE)
+        for _ in range(args.crops):
+            tile = int(rng.choice(len(weights), p=weights))
+            found = source.tiles[tile]
+            row = int(rng.integers(0, found.height - SIZE + 1))
+            col = int(rng.integers(0, found.width - SIZE + 1))
+            rgb, valid, classes = source.read(tile, row, col, SIZE)
+            scene = np.where(valid, classes, NODATA)
+            for cls in range(NUM_CLASSES):
+                hidden = scene == cls
+                if hidden.sum() < MIN_PIXELS or not ((scene != cls) & (scene != NODATA)).any():
+                    continue
+                before = np.where(hidden, NODATA, scene)
+                after = np.where(hidden, cls, before)
+                filled, where = exemplar_fill(rgb, valid, before, after, rng, bank)
+                if not where[hidden].any():
+                    continue
+                pixels = hidden & where
+                error = np.abs(
+                    filled[:, pixels].mean(axis=1) - rgb[:, pixels].astype(float).mean(axis=1)
+                ).mean()
+                errors.append((folder, cls, float(error)))
+    print("mean absolute error of a hidden class's mean colour, grey levels per band")
+    for folder in args.sources:
+        found = [e for _, _, e in (x for x in errors if x[0] == folder)]
+        print(f"  {folder}: {np.mean(found):.1f} ({len(found)} classes in crops)")
+    values = np.array([e for _, _, e in errors])
+    print(f"  all: {values.mean():.1f}, 90th percentile {np.percentile(values, 90):.1f}")
+    for cls in range(NUM_CLASSES):
+        found = [e for _, c, e in errors if c == cls]
+        if found:
+            print(f"  {CLASS_NAMES[cls]}: {np.mean(found):.1f} ({len(found)})")
+
+
+if __name__ == "__main__":
+    main()
