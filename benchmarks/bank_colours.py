@@ -66,7 +66,7 @@ def main() -> None:
                 errors.append((folder, cls, float(error)))
     print("mean absolute error of a hidden class's mean colour, grey levels per band")
     for folder in args.sources:
-        found = [e for _, _, e in (x for x in errors if x[0] == folder)]
+        found = [e for source, _, e in errors if source == folder]
         print(f"  {folder}: {np.mean(found):.1f} ({len(found)} classes in crops)")
     values = np.array([e for _, _, e in errors])
     print(f"  all: {values.mean():.1f}, 90th percentile {np.percentile(values, 90):.1f}")
