@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geochange.classes import BUILDING, NODATA
+from geochange.classes import BARELAND, BUILDING, NODATA
 from geochange.cli.main import cli
 from geochange.evaluation.metrics import (
     masked_correlation,
@@ -136,7 +136,7 @@ def test_the_bank_carries_a_class_colour_through_classes_the_image_shows():
 
     soil_crop = np.concatenate([texture(bare, 1.0, (64, 48)), texture(grass, 1.0, (64, 16))], 2)
     park_crop = np.concatenate([texture(grass, 1.0, (64, 32)), texture(tree, 1.0, (64, 32))], 2)
-    soil_classes = np.full((64, 64), 0, np.uint8)
+    soil_classes = np.full((64, 64), BARELAND, np.uint8)
     soil_classes[:, 48:] = GRASS
     park_classes = np.full((64, 64), GRASS, np.uint8)
     park_classes[:, 32:] = TREE
@@ -144,7 +144,7 @@ def test_the_bank_carries_a_class_colour_through_classes_the_image_shows():
     rgb = texture(tree, 0.7, (96, 96))  # a forest, in a light 0.7 of the bank's
     before = np.full((96, 96), TREE)
     after = before.copy()
-    after[20:60, 20:60] = 0  # cleared
+    after[20:60, 20:60] = BARELAND  # cleared
     valid = np.ones(before.shape, bool)
     base, filled = exemplar_fill(rgb, valid, before, after, np.random.default_rng(0), bank)
     cleared = before != after

@@ -27,7 +27,8 @@ LIGHT_FIT_ROUNDS = 50
 """Rounds of the alternating fit of class colours and crop light (on the shipped bank the
 colours move by less than 0.01 grey levels after 20)."""
 MIN_SPREAD = 1e-3
-"""Least spread of a class's colour between crops (a class seen in one crop has none)."""
+"""Least spread of a class's colour between crops (a class only one crop shows is fitted
+exactly, with none)."""
 LIGHT_PRIOR = 1.0
 """Weight, in classes, of the prior that a crop's light is the bank's usual: it keeps the
 light of a crop showing one class from taking all of that class's colour."""

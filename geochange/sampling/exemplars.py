@@ -72,10 +72,11 @@ def exemplar_fill(
     ``valid`` marks the pixels of ``rgb`` that hold data; ``before``/``after`` are the class
     windows (model indices, ``NODATA``). New buildings take a whole real roof and cast a
     shadow (see ``geochange.sampling.roofs``); other exemplars come from the unchanged land of
-    the new class nearby, and what that leaves from the ``bank`` crop of the class whose scene
-    looks most like this one (in an image with no data, like one drawn for the run by ``seed``),
-    repeated under the whole region from a phase drawn for the run, the window at ``origin``
-    (row, col) of it: a large patch is one continuous texture, across blocks too. ``zoom`` is
+    the new class nearby, and what that leaves from the ``bank`` crop whose class is nearest
+    the colour that class has, or would have, in this image (in an image with no data, from the
+    crop most like one drawn for the run by ``seed``), repeated under the whole region from a
+    phase drawn for the run, the window at ``origin`` (row, col) of it: a large patch is one
+    continuous texture, across blocks too. ``zoom`` is
     the bank's pixel size over the image's: its crops are resampled by it, so that a 0.5 m
     bank's trees are not drawn at half their size in a 0.2 m image. Returns the filled image
     and where it was filled (the rest is left to the model).
