@@ -373,6 +373,63 @@ def test_the_bank_keeps_unlike_crops_of_each_class_and_no_mirrored_ones():
     assert kept == {int(images[0].mean()), int(images[2].mean())}
 
 
+def _roofs_and_a_block() -> tuple[np.ndarray, np.ndarray]:
+    """A 64² image of grass with one calm roof (rows 4-23) and, labelled as one building, a
+    block of small houses and yards (rows 32-59, a checker of 6-px squares)."""
+    rng = np.random.default_rng(0)
+    image = (rng.integers(0, 12, (3, 64, 64)) + 90).astype(np.uint8)
+    image[:, 4:24, 4:24] = 200
+    checker = (np.indices((28, 28)) // 6).sum(axis=0) % 2
+    image[:, 32:60, 32:60] = np.where(checker, 220, 60).astype(np.uint8)
+    classes = np.full((64, 64), GRASS, np.uint8)
+    classes[4:24, 4:24] = BUILDING
+    classes[32:60, 32:60] = BUILDING
+    return image, classes
+
+
+def test_a_building_labelled_as_a_whole_block_is_no_roof():
+    """A new house takes one labelled building whole; Dubai labels whole blocks of houses as
+    one building, and such a block stretched onto a footprint is a mosaic, not a roof."""
+    from geochange.model.bank import roof_mask
+
+    image, classes = _roofs_and_a_block()
+    roofs = roof_mask(image, classes == BUILDING)
+    assert roofs[4:24, 4:24].all()
+    assert not roofs[32:60, 32:60].any()
+    assert not roofs[classes != BUILDING].any()
+
+
+def test_the_bank_takes_its_roofs_from_crops_of_houses_not_of_blocks():
+    from geochange.training.bank import build_bank
+
+    houses, classes = _roofs_and_a_block()
+    block = houses.copy()
+    block_classes = np.full((64, 64), BUILDING, np.uint8)  # a block labelled whole
+    block[:, :, :] = np.where((np.indices((64, 64)) // 6).sum(axis=0) % 2, 220, 60)
+    bank = build_bank(_Crops([block, houses], [block_classes, classes]), per_class=2)
+    roofs = [k for k in bank.crops_of(BUILDING) if (bank.images[k] == 200).any()]
+    assert len(bank.crops_of(BUILDING)) == 1 and len(roofs) == 1
+    assert not (bank.classes == BUILDING)[:, 32:60, 32:60].any()  # unlabelled, not a roof
+
+
+def test_new_buildings_take_the_roofs_of_any_bank_crop_not_only_the_fullest():
+    """One warehouse crop is the fullest of buildings in a bank of roofs; the houses of the
+    other crops must still be on offer, or every new house is a piece of that warehouse."""
+    from geochange.model.bank import ExemplarBank
+    from geochange.sampling.exemplars import _bank_roofs
+
+    houses, classes = _roofs_and_a_block()
+    classes[classes == BUILDING] = GRASS
+    classes[4:24, 4:24] = BUILDING  # one house
+    warehouse = np.full((3, 64, 64), 230, np.uint8)
+    warehouse_classes = np.full((64, 64), BUILDING, np.uint8)
+    warehouse_classes[:, 56:] = GRASS
+    bank = ExemplarBank(np.stack([warehouse, houses]), np.stack([warehouse_classes, classes]))
+    assert list(bank.crops_of(BUILDING)) == [0]
+    found, _ = _bank_roofs(bank, 1.0)
+    assert [(k, len(roofs)) for k, roofs in found] == [(0, 1), (1, 1)]
+
+
 def test_land_of_unknown_class_keeps_its_pixels(palu):
     """Where the land cover is unknown (no data) but the image is not, t2 keeps t1 there like
     any unchanged land, instead of the model's blur."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
+from scipy import ndimage
 
 from geochange.classes import NUM_CLASSES
 from geochange.errors import InputError
@@ -32,6 +33,17 @@ exactly, with none)."""
 LIGHT_PRIOR = 1.0
 """Weight, in classes, of the prior that a crop's light is the bank's usual: it keeps the
 light of a crop showing one class from taking all of that class's colour."""
+ROOF_CALM = 0.5
+"""Most a labelled building may vary inside, as the median brightness gradient of its inside
+over the upper quartile of the gradients along its outline, to count as one roof. A roof is
+calm within and edged; a block labelled whole as one building (Dubai's labels hold whole
+neighbourhoods of houses and yards) is as busy inside as along its edge. On the 280 crops of
+the shipped pack this keeps 95 % of OpenEarthMap's building area, 88 % of LoveDA's, all of
+FLAIR's and Potsdam's, and 27 % of Dubai's (mostly large single buildings)."""
+ROOF_INSIDE = 2
+"""Pixels off its outline where a building's inside starts."""
+MIN_INSIDE = 8
+"""Inside pixels needed to judge a building; smaller ones are kept as roofs."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,34 @@ class ExemplarBank:
         path = Path(folder) / BANK_FILE
         save_file({"images": self.images, "classes": self.classes}, str(path))
         return path
+
+
+def roof_mask(rgb: np.ndarray, buildings: np.ndarray) -> np.ndarray:
+    """Which of ``buildings`` (bool, h x w) look like one roof each in ``rgb`` (3, h, w):
+    calm inside against their outline (``ROOF_CALM``). A new house takes one labelled building
+    whole, and a block of many houses stretched onto it is a mosaic, not a roof. Buildings too
+    small to have an inside are kept."""
+    labels, count = ndimage.label(buildings)
+    if count == 0:
+        return buildings.copy()
+    brightness = rgb.astype(np.float32).mean(axis=0)
+    gradient = np.hypot(ndimage.sobel(brightness, 0), ndimage.sobel(brightness, 1))
+    height, width = buildings.shape
+    keep = buildings.copy()
+    for number, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        box = (
+            slice(max(rows.start - 1, 0), min(rows.stop + 1, height)),
+            slice(max(cols.start - 1, 0), min(cols.stop + 1, width)),
+        )
+        building = labels[box] == number
+        inside = ndimage.binary_erosion(building, iterations=ROOF_INSIDE)
+        if inside.sum() < MIN_INSIDE:
+            continue
+        outline = ndimage.binary_dilation(building) & ~ndimage.binary_erosion(building)
+        edged = np.percentile(gradient[box][outline], 75)
+        if np.median(gradient[box][inside]) > ROOF_CALM * edged:
+            keep[box] &= ~building
+    return keep
 
 
 def load_bank(folder: str | Path) -> ExemplarBank | None:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from geochange.classes import BUILDING, NODATA, NUM_CLASSES
-from geochange.model.bank import ExemplarBank
+from geochange.model.bank import ExemplarBank, roof_mask
 from geochange.sampling.compose import coarse_blur
 from geochange.sampling.roofs import (
     Roofs,
@@ -89,7 +89,8 @@ def exemplar_fill(
     new = changed & (after == BUILDING)
     if new.any():  # roofs and shadows are looked for only where buildings are added
         old = valid & (before == BUILDING) & (after == BUILDING)
-        roofs, shadow = roofs_of(rgb, old), shadow_of_buildings(rgb, valid, old)
+        roofs = roofs_of(rgb, roof_mask(rgb, old))
+        shadow = shadow_of_buildings(rgb, valid, old)
         if bank is not None:
             bank_roofs, bank_shadow = _bank_buildings(bank, colours, zoom)
             roofs, shadow = join_roofs([roofs, bank_roofs]), shadow or bank_shadow
@@ -137,12 +138,17 @@ def _bank_buildings(
 
 
 def _bank_roofs(bank: ExemplarBank, zoom: float) -> tuple[list[tuple[int, Roofs]], Shadow | None]:
-    """Per building crop of the bank (resampled by ``zoom``) its roofs in the crop's own
-    colours, and the shadows of the first crop that shows them: the same for every image, so
-    found once per bank and zoom."""
+    """Per crop of the bank that shows buildings (resampled by ``zoom``) its roofs in the
+    crop's own colours, and the shadows of the first crop that shows them: the same for every
+    image, so found once per bank and zoom. A roof is taken whole, so any crop's will do, not
+    only those full of buildings (one warehouse is the fullest of the bank's)."""
     key = ("roofs", zoom)
     if key not in bank.memo:
-        crops = [(int(k), *_zoomed(bank, int(k), zoom)) for k in bank.crops_of(BUILDING)]
+        crops = [
+            (k, *_zoomed(bank, k, zoom))
+            for k in range(len(bank.images))
+            if (bank.classes[k] == BUILDING).any()
+        ]
         found = [
             (k, roofs_of(image, classes == BUILDING, located=False)) for k, image, classes in crops
         ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geochange.classes import NUM_CLASSES
-from geochange.model.bank import MIN_SHARE, ExemplarBank
+from geochange.classes import BUILDING, NODATA, NUM_CLASSES
+from geochange.model.bank import MIN_SHARE, ExemplarBank, roof_mask
 from geochange.training.crops import CropSource
 
 BUSY = 1.5
@@ -20,34 +20,45 @@ def build_bank(dataset: CropSource, per_class: int = 6, scan: int | None = None)
     looks a class has (sand and soil, lawn and steppe), not the same field thrice. Crops whose
     class is far busier than in the other candidates (more than ``BUSY`` times their median
     spread of brightness) are left out: that is a label gone wrong (a harbour's roofs labelled
-    water), and the search for unlike colours would pick it first."""
+    water), and the search for unlike colours would pick it first. Buildings that do not look
+    like one roof each (``roof_mask``: blocks labelled whole) are unlabelled in the bank."""
     count = len(dataset) if scan is None else min(scan, len(dataset))
     shares = np.zeros((count, NUM_CLASSES))
     colours = np.zeros((count, NUM_CLASSES, 3))
     spreads = np.zeros((count, NUM_CLASSES))
     for index in range(count):
-        image, mask = (t.numpy() for t in dataset.unaugmented(index))
+        image, mask = _crop(dataset, index)
         if _mirrored(image):
             continue  # a small file mirrored out to the crop size: a kaleidoscope, not a place
         for cls in range(NUM_CLASSES):
             where = mask == cls
             shares[index, cls] = where.mean()
             if where.any():
-                colours[index, cls] = image[:, where].mean(axis=1)
-                spreads[index, cls] = image[:, where].mean(axis=0).std()
+                pixels = image[:, where].astype(np.float64)
+                colours[index, cls] = pixels.mean(axis=1)
+                spreads[index, cls] = pixels.mean(axis=0).std()
     chosen: list[int] = []
     for cls in range(NUM_CLASSES):
         least = max(MIN_SHARE * shares[:, cls].max(), 1e-9)
         full = [int(i) for i in np.argsort(-shares[:, cls]) if shares[i, cls] >= least]
+        if not full:
+            continue  # no crop shows the class
         busy = BUSY * np.median(spreads[full, cls])
         full = [i for i in full if spreads[i, cls] <= busy]
         chosen += [i for i in _unlike(full, colours[:, cls], per_class) if i not in chosen]
-    images, classes = [], []
-    for index in chosen:
-        image, mask = dataset.unaugmented(index)
-        images.append(((image.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8))
-        classes.append(mask.numpy().astype(np.uint8))
-    return ExemplarBank(np.stack(images), np.stack(classes))
+    crops = [_crop(dataset, index) for index in chosen]
+    return ExemplarBank(np.stack([c[0] for c in crops]), np.stack([c[1] for c in crops]))
+
+
+def _crop(dataset: CropSource, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop ``index`` as the bank keeps it: (3, S, S) uint8 RGB and (S, S) uint8 classes, its
+    buildings that are not one roof each unlabelled."""
+    image, mask = dataset.unaugmented(index)
+    rgb = ((image.numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+    classes = mask.numpy().astype(np.uint8)
+    buildings = classes == BUILDING
+    classes[buildings & ~roof_mask(rgb, buildings)] = NODATA
+    return rgb, classes
 
 
 def _mirrored(image: np.ndarray) -> bool:
