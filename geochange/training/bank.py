@@ -34,9 +34,8 @@ def build_bank(dataset: CropSource, per_class: int = 6, scan: int | None = None)
             where = mask == cls
             shares[index, cls] = where.mean()
             if where.any():
-                pixels = image[:, where].astype(np.float64)
-                colours[index, cls] = pixels.mean(axis=1)
-                spreads[index, cls] = pixels.mean(axis=0).std()
+                colours[index, cls] = image[:, where].mean(axis=1)
+                spreads[index, cls] = image[:, where].mean(axis=0).std()
     chosen: list[int] = []
     for cls in range(NUM_CLASSES):
         least = max(MIN_SHARE * shares[:, cls].max(), 1e-9)
