@@ -174,6 +174,22 @@ def test_building_add_on_buildable_land_with_a_gap() -> None:
     assert not (near & (land == ROAD)).any(), "set-back from roads"
 
 
+def test_building_add_builds_on_fields_only_where_no_open_land_is() -> None:
+    rows, cols = np.mgrid[:SIZE, :SIZE]
+    rural = np.full((SIZE, SIZE), AGRICULTURE, np.uint8)
+    rural[(rows >= 196) & (rows < 204)] = ROAD
+    rural[:, 300:] = TREE
+    edited = run("building_add:count=6", rural)
+    new = (edited.t2 == BUILDING) & (rural != BUILDING)
+    assert new.any(), "a village of fields, a track and a wood (rural LoveDA) gets new houses"
+    assert (rural[new] == AGRICULTURE).all()
+    town = rural.copy()
+    town[120:196, 120:320] = RANGELAND
+    edited = run("building_add:count=6", town)
+    new = (edited.t2 == BUILDING) & (town != BUILDING)
+    assert new.any() and (town[new] == RANGELAND).all(), "open land is built on before fields"
+
+
 def test_building_add_aligns_buildings_to_a_diagonal_road() -> None:
     rows, cols = np.mgrid[:SIZE, :SIZE]
     land = np.full((SIZE, SIZE), DEVELOPED, np.uint8)
@@ -287,6 +303,23 @@ def test_whole_objects_for_cropland_and_random() -> None:
         labels, n = components(land == k)
         share = [np.mean(changed[labels == i]) for i in range(1, n + 1)]
         assert set(share) <= {0.0, 1.0}
+
+
+def test_random_changes_part_of_a_window_that_is_one_wood() -> None:
+    """A 256² dataset crop at 0.3 m full of one wood: 10 % of it (590 m²) must find parcels
+    that small, where the field-sized ones (1,600 m² and more) left the pair unchanged."""
+    wood = np.full((256, 256), TREE, np.uint8)
+    edited = EventWindow(
+        t1=wood,
+        t2=wood.copy(),
+        event=np.zeros_like(wood),
+        core=(slice(None), slice(None)),
+        pixel_size_m=(0.3, 0.3),
+        stats=RegionStats(np.zeros((0, 2))),
+    )
+    parse_events("random:fraction=0.1")[0].apply(edited, CODE, np.random.default_rng(0), 0)
+    changed = (edited.t2 != wood).mean()
+    assert 0.03 <= changed <= 0.2, f"{changed:.1%} of the window changed, 10 % wanted"
 
 
 def test_measure_buildings_of_rotated_rectangles() -> None:

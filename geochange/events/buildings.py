@@ -40,7 +40,8 @@ from geochange.events.shapes import (
 )
 
 BUILDABLE = (BARELAND, RANGELAND, DEVELOPED)
-"""Land a building may be put on (never road, water, tree, field or another building)."""
+"""Land a building may be put on (never road, water, tree or another building; a field only
+where a window has none of these)."""
 EXPANDABLE = (AGRICULTURE, RANGELAND, BARELAND)
 """Open land that a town grows onto."""
 MAX_LENGTH_M = 50.0
@@ -205,7 +206,10 @@ class BuildingAdd(Event):
     """New buildings shaped like the region's own, lined up along the nearest road."""
 
     name = "building_add"
-    summary = "new building footprints on open or developed land, aligned to the nearest road"
+    summary = (
+        "new building footprints on open or developed land (fields where there is none), "
+        "aligned to the nearest road"
+    )
     params = (
         region_count(20, "number of new buildings in the region"),
         Param(
@@ -233,7 +237,7 @@ class BuildingAdd(Event):
             maximum=1.0,
         ),
     )
-    transitions = pairs(BUILDABLE, (BUILDING,))
+    transitions = pairs((*BUILDABLE, AGRICULTURE), (BUILDING,))
     weight_classes = (DEVELOPED, BUILDING, ROAD)
     """New buildings go where people already build, and along roads."""
     count_param = "count"
@@ -246,6 +250,9 @@ class BuildingAdd(Event):
         t2, pixel_size = window.t2, window.pixel_size_m
         buildable = is_in(t2, BUILDABLE) & window.free()
         start = buildable & window.core_mask()
+        if not start.any():  # farmland is built on where no open land is (rural LoveDA)
+            buildable = (t2 == AGRICULTURE) & window.free()
+            start = buildable & window.core_mask()
         if not start.any():
             return 0
         roads = Proximity(t2 == ROAD, pixel_size)

@@ -16,7 +16,8 @@ road                (none: roads are linear networks, not objects to swap)
 Nothing becomes building or water: a whole field turned into one building, or into a lake of
 exactly its shape, is not a change seen in real pairs (``building_add`` and ``flood`` make
 those). Large bareland, rangeland, tree and field areas are cut into field-sized parcels first,
-so a change has a size that fits the halo, as clear-cuts and field conversions do.
+so a change has a size that fits the halo, as clear-cuts and field conversions do, and no larger
+than twice the area wanted, so that a small window full of one wood still has one to change.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class RandomTransition(Event):
 
     def apply(self, window: EventWindow, code: int, rng: np.random.Generator, count: int) -> None:
         target = self.fraction * np.count_nonzero(window.t2[window.core] != NODATA)
+        if target == 0:
+            return
         objects = find_instances(
             window,
             tuple(TABLE),
@@ -87,6 +90,7 @@ class RandomTransition(Event):
             self.min_area,
             split=PARCELLED,
             min_width_m=MIN_WIDTH_M,
+            largest_m2=2 * target * window.pixel_area_m2,  # the most ``pick_area`` takes
         )
         ids = objects.pick_area(target, rng)
         to_class = np.zeros(ids.size, np.uint8)
