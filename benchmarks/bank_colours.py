@@ -6,23 +6,30 @@ after, as if it had just appeared there), ``exemplar_fill`` fills them from the 
 in the colours of the rest of the crop, and the mean colour of the fill is compared with the
 class's real mean colour in the crop. Prints the mean absolute error per band (grey levels),
 per source and per class, and its 90th percentile. Crops of sources the bank was cut from
-(default model: all five labelled sources, held-out regions excepted) flatter the figure.
+(default model: all five labelled sources, held-out regions excepted) flatter the figure; with
+``--leave-out PACK`` each source is instead filled from a bank built (as ``geochange train
+exemplars`` builds it) from the pack's crops of the other sources, as an image of a place the
+model never saw is (a class only Dubai shows, bare land, is then missing from Dubai's bank).
 
     .venv/bin/python benchmarks/bank_colours.py ../shared/data/{openearthmap,dubai,loveda,flair}
-        [--model default] [--crops 40] [--seed 0]
+        [--model default] [--crops 40] [--seed 0] [--leave-out build/pack.npz]
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
+import torch
 
 from geochange.classes import CLASS_NAMES, NODATA, NUM_CLASSES
 from geochange.dataset import TileSource
-from geochange.model.bank import load_bank
+from geochange.model.bank import ExemplarBank, load_bank
 from geochange.painting import resolve_model
 from geochange.sampling import exemplar_fill
+from geochange.training.bank import build_bank
+from geochange.training.packed import PackedData
 
 SIZE = 256
 MIN_PIXELS = 2000
@@ -34,13 +41,21 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--crops", type=int, default=40, help="crops per source (default 40)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--leave-out",
+        metavar="PACK",
+        help="fill each source from a bank of PACK's crops of the other sources",
+    )
     args = parser.parse_args()
     bank = load_bank(resolve_model(args.model))
     if bank is None:
         parser.error(f"model {args.model} has no exemplar bank")
+    pack = None if args.leave_out is None else PackedData(args.leave_out, augment=False)
     rng = np.random.default_rng(args.seed)
     errors: list[tuple[str, int, float]] = []
     for folder in args.sources:
+        if pack is not None:
+            bank = _bank_without(pack, folder)
         source = TileSource(folder)
         weights = source.weights(SIZE)
         for _ in range(args.crops):
@@ -74,6 +89,27 @@ def main() -> None:
         found = [e for _, c, e in errors if c == cls]
         if found:
             print(f"  {CLASS_NAMES[cls]}: {np.mean(found):.1f} ({len(found)})")
+
+
+class _Others:
+    """The crops of a pack that did not come from one of its sources (``build_bank``'s view)."""
+
+    def __init__(self, pack: PackedData, left_out: int) -> None:
+        self.pack = pack
+        self.indices = np.flatnonzero(pack.source != left_out)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def unaugmented(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pack.unaugmented(int(self.indices[index]))
+
+
+def _bank_without(pack: PackedData, folder: str) -> ExemplarBank:
+    """The bank built from ``pack`` without the crops of source ``folder`` (matched by name)."""
+    roots = [Path(source["root"]).name for source in pack.metadata["sources"]]
+    left_out = roots.index(Path(folder).name) if Path(folder).name in roots else -1
+    return build_bank(_Others(pack, left_out))
 
 
 if __name__ == "__main__":

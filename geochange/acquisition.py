@@ -238,7 +238,7 @@ LATTICE_PX = 256
 """Spacing of the smooth fields' random nodes and size of the noise tiles, in pixels."""
 _OFFSET = 1 << 31
 """Added to lattice indices so the seed words stay non-negative."""
-_GLOBAL, _GAIN_FIELD, _HAZE_FIELD, _WARP_FIELD, _NOISE_TILES, _SEASON_FIELD = range(6)
+_GLOBAL, _GAIN_FIELD, _HAZE_FIELD, _WARP_FIELD, _NOISE_TILES, _SEASON_FIELD, _CROWN_TILES = range(7)
 _NODE_CLIP = 3.0
 """Node values are clipped to +-3 so the fields (and the warp's reach) are bounded."""
 _BSPLINE_STD = math.sqrt(0.48)
@@ -295,15 +295,21 @@ def _smooth_field(
     return field / np.float32(_BSPLINE_STD)
 
 
-def _noise(seed: int, origin: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """(3, H, W) float32 unit normal noise drawn per global lattice tile, so a pixel's noise
-    does not depend on the window it was processed in."""
-    out = np.empty((3, *shape), np.float32)
+def _noise(
+    seed: int,
+    origin: tuple[int, int],
+    shape: tuple[int, int],
+    channels: int = 3,
+    tag: int = _NOISE_TILES,
+) -> np.ndarray:
+    """(channels, H, W) float32 unit normal noise drawn per global lattice tile, so a pixel's
+    noise does not depend on the window it was processed in."""
+    out = np.empty((channels, *shape), np.float32)
     (r0, c0), (h, w) = origin, shape
     for tr in range(r0 // LATTICE_PX, (r0 + h - 1) // LATTICE_PX + 1):
         for tc in range(c0 // LATTICE_PX, (c0 + w - 1) // LATTICE_PX + 1):
-            rng = _rng(seed, _NOISE_TILES, tr + _OFFSET, tc + _OFFSET)
-            tile = rng.standard_normal((3, LATTICE_PX, LATTICE_PX), dtype=np.float32)
+            rng = _rng(seed, tag, tr + _OFFSET, tc + _OFFSET)
+            tile = rng.standard_normal((channels, LATTICE_PX, LATTICE_PX), dtype=np.float32)
             top, left = tr * LATTICE_PX, tc * LATTICE_PX
             ys = slice(max(r0, top), min(r0 + h, top + LATTICE_PX))
             xs = slice(max(c0, left), min(c0 + w, left + LATTICE_PX))
@@ -363,6 +369,14 @@ BUILDING_HEIGHT_M, TREE_HEIGHT_M = 10.0, 7.0
 """Shadow length behind buildings and trees at ``shadows=1``, in metres."""
 SHADOW_FACTOR = np.array([0.5, 0.55, 0.65], np.float32)
 """Light left in a cast shadow per band: blue least darkened (skylight fills shadows)."""
+TREE_SHADE = 0.7
+"""Share of a building shadow's darkening that a tree's takes: crowns let light through."""
+CROWN_M = 1.5
+"""Scale, in metres, over which the height of a wood's edge varies (about a crown's radius):
+a tree shadow's far edge is ragged, not the labelled outline shifted (which drew even navy
+ribbons along every hedge and shore)."""
+CROWN_LOW = 0.3
+"""Shortest tree shadow, as a share of the longest."""
 
 # Bare land and water take a season's look only faintly: its gains are vegetation's, and a
 # desert taken to summer at 0.4 turned green.
@@ -409,7 +423,7 @@ def margin(acquisition: Acquisition, gsd_m: float) -> int:
     if acquisition.season != "none":
         reach += math.ceil(4 * SEASON_BLEND_PX)
     if acquisition.shadows > 0:
-        reach += max(_shadow_lengths(acquisition, gsd_m)) + 4
+        reach += max(_shadow_lengths(acquisition, gsd_m)) + 4 + math.ceil(3 * CROWN_M / gsd_m)
     if acquisition.misregistration > 0:
         length = acquisition.misregistration / gsd_m
         local = LOCAL_WARP_FRACTION * length * _NODE_CLIP / _BSPLINE_STD
@@ -443,7 +457,8 @@ def apply_acquisition(
     if acquisition.season != "none":
         image = _season(image, classes, acquisition.season, seed, origin)
     if acquisition.shadows > 0:
-        image = _shadows(image, classes, acquisition, draws.sun_azimuth, gsd_m)
+        heights = _crown_heights(seed, origin, shape, gsd_m)
+        image = _shadows(image, classes, acquisition, draws.sun_azimuth, gsd_m, heights)
     if acquisition.haze > 0:
         amount = (
             0.5 * acquisition.haze * (1 + 0.3 * _smooth_field(seed, _HAZE_FIELD, origin, shape))
@@ -477,34 +492,58 @@ def _season(
     return image + weight * (look - image)
 
 
-def _shadows(
-    image: np.ndarray, classes: np.ndarray, acquisition: Acquisition, azimuth: float, gsd_m: float
+def _crown_heights(
+    seed: int, origin: tuple[int, int], shape: tuple[int, int], gsd_m: float
 ) -> np.ndarray:
-    """New shadows cast away from the sun behind buildings and trees; dark land just on the
-    sunward side (where the old shadows likely lay) lightened a little."""
+    """(H, W) share of the full tree height, ``CROWN_LOW`` to 1, varying over ``CROWN_M``: white
+    noise of the global grid, smoothed and scaled back to about unit std."""
+    sigma = CROWN_M / gsd_m
+    smooth = gaussian_filter(_noise(seed, origin, shape, 1, _CROWN_TILES)[0], sigma, mode="nearest")
+    spread = smooth * 2 * math.sqrt(math.pi) * sigma  # the std a 2-D Gaussian blur leaves is 1/that
+    return np.clip(0.7 + 0.3 * spread, CROWN_LOW, 1.0)
+
+
+def _shadows(
+    image: np.ndarray,
+    classes: np.ndarray,
+    acquisition: Acquisition,
+    azimuth: float,
+    gsd_m: float,
+    crown_heights: np.ndarray,
+) -> np.ndarray:
+    """New shadows cast away from the sun behind buildings and trees (``crown_heights`` make a
+    wood's shadow ragged, and lighter by ``TREE_SHADE``); dark land just on the sunward side
+    of both (where the old shadows likely lay) lightened a little."""
     building, tree = classes == BUILDING, classes == TREE
     dy, dx = math.sin(azimuth), math.cos(azimuth)
     building_px, tree_px = _shadow_lengths(acquisition, gsd_m)
-    cast = _sweep(building, dy, dx, building_px) | (_sweep(tree, dy, dx, tree_px) & ~tree)
-    cast &= ~building
-    lit = _sweep(building, -dy, -dx, max(building_px // 2, 1)) & ~building & ~cast
+    roofs = _sweep(building, dy, dx, building_px) & ~building
+    crowns = _sweep(tree, dy, dx, tree_px, tree_px * crown_heights) & ~tree & ~building & ~roofs
+    lit = (
+        _sweep(building, -dy, -dx, max(building_px // 2, 1))
+        | _sweep(tree, -dy, -dx, max(tree_px // 2, 1))
+    ) & ~(building | tree | roofs | crowns)
     ground = ~building  # soft shadow edges, but roofs stay as they were
-    shade = gaussian_filter(cast.astype(np.float32), 0.7, mode="nearest") * ground
+    cast = roofs.astype(np.float32) + TREE_SHADE * crowns.astype(np.float32)
+    shade = gaussian_filter(cast, 0.7, mode="nearest") * ground
     light = gaussian_filter(lit.astype(np.float32), 0.7, mode="nearest") * ground
     darkness = np.clip((0.4 - image.mean(axis=0)) / 0.3, 0, 1)  # only dark land lightens
     lift = 1 + 0.4 * acquisition.shadows * light * darkness
     return image * (1 - shade * (1 - SHADOW_FACTOR[:, None, None])) * lift
 
 
-def _sweep(mask: np.ndarray, dy: float, dx: float, length: int) -> np.ndarray:
-    """Where ``mask`` reaches when moved 1..length unit steps along (dy, dx) (8-connected)."""
+def _sweep(
+    mask: np.ndarray, dy: float, dx: float, length: int, reach: np.ndarray | None = None
+) -> np.ndarray:
+    """Where ``mask`` reaches when moved 1..length unit steps along (dy, dx) (8-connected);
+    with ``reach`` (H, W), only as far as it says at each pixel reached."""
     out = np.zeros_like(mask)
     h, w = mask.shape
     for step in range(1, length + 1):
         sy, sx = round(step * dy), round(step * dx)
-        out[max(sy, 0) : h + min(sy, 0), max(sx, 0) : w + min(sx, 0)] |= mask[
-            max(-sy, 0) : h - max(sy, 0), max(-sx, 0) : w - max(sx, 0)
-        ]
+        moved = mask[max(-sy, 0) : h - max(sy, 0), max(-sx, 0) : w - max(sx, 0)]
+        into = (slice(max(sy, 0), h + min(sy, 0)), slice(max(sx, 0), w + min(sx, 0)))
+        out[into] |= moved if reach is None else moved & (reach[into] >= step)
     return out
 
 

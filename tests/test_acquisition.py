@@ -291,6 +291,29 @@ def test_shadows_fall_beside_buildings_and_trees_not_on_roofs(palu):
     assert luminance[ahead & ~behind].mean() < luminance[behind & ~ahead].mean() - 10
 
 
+def test_a_wood_casts_a_ragged_lighter_shadow_and_its_old_one_is_lifted() -> None:
+    """A straight wood edge at 0.2 m, sun from the west: the new shadow east of it reaches a
+    different length row by row (crowns differ in height), darkens less than a building's, and
+    the dark land west of the wood (its old shadow) is lightened."""
+    gsd, size = 0.2, 256
+    classes = np.full((size, size), BARELAND, np.uint8)
+    classes[:, 100:150] = TREE
+    classes[20:60, 200:240] = BUILDING
+    image = np.full((3, size, size), 0.5, np.float32)
+    image[:, :, 80:100] = 0.2  # the wood's shadow of the first acquisition
+    heights = acq._crown_heights(5, (0, 0), (size, size), gsd)
+    out = acq._shadows(image, classes, Acquisition(shadows=1.0), 0.0, gsd, heights)
+    building_px, tree_px = acq._shadow_lengths(Acquisition(shadows=1.0), gsd)
+    dark = out[0] < 0.45
+    lengths = dark[:, 150 : 150 + tree_px + 4].sum(axis=1)
+    assert lengths.max() <= tree_px + 2
+    assert lengths.min() <= 0.6 * lengths.max(), "the far edge of a wood's shadow is ragged"
+    wood_shadow = out[0, 100:200, 151:154].min()
+    building_shadow = out[0, 30:50, 241:244].min()
+    assert wood_shadow > building_shadow + 0.03, "crowns let light through"
+    assert out[0, :, 90:99].mean() > 0.2 * 1.1, "the old shadow, west of the wood, is lifted"
+
+
 def test_season_moves_vegetation_not_roads_and_roofs(houston):
     rgb, classes = houston
     out = _apply(houston, season="autumn")
