@@ -498,7 +498,8 @@ def _crown_heights(
     """(H, W) share of the full tree height, ``CROWN_LOW`` to 1, varying over ``CROWN_M``: white
     noise of the global grid, smoothed and scaled back to about unit std."""
     sigma = CROWN_M / gsd_m
-    smooth = gaussian_filter(_noise(seed, origin, shape, 1, _CROWN_TILES)[0], sigma, mode="nearest")
+    noise = _noise(seed, origin, shape, 1, _CROWN_TILES)[0]
+    smooth = gaussian_filter(noise, sigma, mode="nearest", truncate=3.0)  # as far as margin()
     spread = smooth * 2 * math.sqrt(math.pi) * sigma  # the std a 2-D Gaussian blur leaves is 1/that
     return np.clip(0.7 + 0.3 * spread, CROWN_LOW, 1.0)
 
