@@ -68,7 +68,12 @@ def read_polygons(path: str | Path, grid: Grid, role: str, warn: Warn) -> gpd.Ge
     frame = frame.drop(index=frame.index[broken])
     invalid = int((~frame.geometry.is_valid).sum())
     if invalid:
-        frame = frame.set_geometry(shapely.make_valid(frame.geometry.values))
+        # "structure" repairs each ring and unions the shells; the default "linework" fails
+        # outright (GEOS: mixed-dimension overlay) on a multipolygon with a collapsed part
+        repaired = shapely.make_valid(
+            frame.geometry.values, method="structure", keep_collapsed=False
+        )
+        frame = frame.set_geometry(repaired)
         warn(f"{role}: repaired {invalid} invalid geometr{'y' if invalid == 1 else 'ies'}")
     frame = frame.set_geometry(frame.geometry.apply(_polygonal_part))
     not_polygons = int(frame.geometry.is_empty.sum())

@@ -234,6 +234,20 @@ def test_vector_problems(region, tmp_path):
     assert_nothing_written(tmp_path / "out")
 
 
+class _Collect:
+    """A reporter that keeps the warnings."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def stage(self, *args) -> None: ...
+    def advance(self, *args) -> None: ...
+    def close(self) -> None: ...
+
+
 def test_invalid_empty_and_outside_geometries_are_repaired_or_counted(region, tmp_path):
     bowtie = shapely.Polygon(
         [(500_010, 5_549_900), (500_030, 5_549_920), (500_030, 5_549_900), (500_010, 5_549_920)]
@@ -249,26 +263,35 @@ def test_invalid_empty_and_outside_geometries_are_repaired_or_counted(region, tm
         crs="EPSG:32633",
     )
     frame.to_file(tmp_path / "messy.gpkg")
-    warnings: list[str] = []
-
-    class Collect:
-        def warning(self, message: str) -> None:
-            warnings.append(message)
-
-        def stage(self, *args) -> None: ...
-        def advance(self, *args) -> None: ...
-        def close(self) -> None: ...
-
-    with open_inputs(region, changes=tmp_path / "messy.gpkg", reporter=Collect()) as inputs:
+    reporter = _Collect()
+    with open_inputs(region, changes=tmp_path / "messy.gpkg", reporter=reporter) as inputs:
         assert len(inputs.changes) == 1
-        result = simulate(inputs, tmp_path / "out", reporter=Collect())
-    text = " | ".join(warnings)
+        result = simulate(inputs, tmp_path / "out", reporter=reporter)
+    text = " | ".join(reporter.warnings)
     assert "repaired 1 invalid" in text
     assert "1 of 4 features are empty" in text
     assert "1 of 4 features lie outside" in text
     assert "1 of 4 features are not polygons" in text
     polygons = gpd.read_file(result.output / "changes.gpkg")
     assert polygons.area_m2.sum() == pytest.approx(200, rel=0.1)
+
+
+def test_a_multipolygon_with_a_collapsed_part_is_repaired_not_a_crash(region, tmp_path):
+    """Found by the property test: GEOS's default repair fails ("mixed-dimension overlay") on
+    a multipolygon with a part of no area, beside a polygon of no area."""
+    x, y = 500_010, 5_549_900
+    point_like = shapely.box(x, y, x, y)
+    parts = shapely.MultiPolygon([point_like, shapely.box(x + 10, y, x + 30, y + 20)])
+    frame = gpd.GeoDataFrame(geometry=[point_like, parts], crs="EPSG:32633")
+    frame.to_file(tmp_path / "collapsed.gpkg")
+    reporter = _Collect()
+    collapsed = tmp_path / "collapsed.gpkg"
+    with open_inputs(region, events="regrowth", buildings=collapsed, reporter=reporter) as inputs:
+        assert len(inputs.buildings) == 1
+        assert inputs.buildings.area.sum() == pytest.approx(400)
+    text = " | ".join(reporter.warnings)
+    assert "repaired 2 invalid geometries" in text
+    assert "1 of 2 features are not polygons" in text
 
 
 def test_multi_layer_file_needs_a_layer(shared_data, region, tmp_path):
