@@ -5,8 +5,10 @@ For random 256² crops of labelled source folders, and each class that covers at
 after, as if it had just appeared there), ``exemplar_fill`` fills them from the bank of a model
 in the colours of the rest of the crop, and the mean colour of the fill is compared with the
 class's real mean colour in the crop. Prints the mean absolute error per band (grey levels),
-per source and per class, and its 90th percentile. Crops of sources the bank was cut from
-(default model: all five labelled sources, held-out regions excepted) flatter the figure; with
+per source and per class, and its 90th percentile; and how far the fill's ``texture`` (log of
+its fine detail's spread over its brightness) is from the real land's. Crops of sources the
+bank was cut from (default model: all five labelled sources, held-out regions excepted)
+flatter the figure; with
 ``--leave-out PACK`` each source is instead filled from a bank built (as ``geochange train
 exemplars`` builds it) from the pack's crops of the other sources, as an image of a place the
 model never saw is (a class only Dubai shows, bare land, is then missing from Dubai's bank).
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from geochange.classes import CLASS_NAMES, NODATA, NUM_CLASSES
 from geochange.dataset import TileSource
@@ -53,6 +56,7 @@ def main() -> None:
     pack = None if args.leave_out is None else PackedData(args.leave_out, augment=False)
     rng = np.random.default_rng(args.seed)
     errors: list[tuple[str, int, float]] = []
+    texture_errors: list[tuple[int, float]] = []
     for folder in args.sources:
         if pack is not None:
             bank = _bank_without(pack, folder)
@@ -79,6 +83,9 @@ def main() -> None:
                     filled[:, pixels].mean(axis=1) - rgb[:, pixels].astype(float).mean(axis=1)
                 ).mean()
                 errors.append((folder, cls, float(error)))
+                busy, real = texture(filled, pixels), texture(rgb, pixels)
+                if busy is not None and real is not None:
+                    texture_errors.append((cls, busy - real))
     print("mean absolute error of a hidden class's mean colour, grey levels per band")
     for folder in args.sources:
         found = [e for source, _, e in errors if source == folder]
@@ -89,6 +96,25 @@ def main() -> None:
         found = [e for _, c, e in errors if c == cls]
         if found:
             print(f"  {CLASS_NAMES[cls]}: {np.mean(found):.1f} ({len(found)})")
+    print("texture of the fill minus the real land's (log ratio): mean absolute, mean")
+    off = np.array([e for _, e in texture_errors])
+    print(f"  all: {np.abs(off).mean():.2f}, {off.mean():+.2f} ({len(off)})")
+    for cls in range(NUM_CLASSES):
+        found = np.array([e for c, e in texture_errors if c == cls])
+        if len(found):
+            print(f"  {CLASS_NAMES[cls]}: {np.abs(found).mean():.2f}, {found.mean():+.2f}")
+
+
+def texture(rgb: np.ndarray, where: np.ndarray) -> float | None:
+    """How busy the land ``where`` is in ``rgb`` (3, h, w): the log of the spread of its
+    brightness about a local mean (sigma 2 px) over its mean brightness, 3 px in from its edge;
+    None with under ``MIN_PIXELS`` / 10 pixels there."""
+    inner = ndimage.binary_erosion(where, iterations=3)
+    if inner.sum() < MIN_PIXELS // 10:
+        return None
+    brightness = rgb.astype(np.float32).mean(axis=0)
+    detail = brightness - ndimage.gaussian_filter(brightness, 2.0)
+    return float(np.log(detail[inner].std() + 1.0) - np.log(brightness[inner].mean() + 1.0))
 
 
 class _Others:
