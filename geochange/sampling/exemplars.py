@@ -56,7 +56,7 @@ LIKENESS = 0.1
 squared distance between their typical log colours: haze and the sensor's curve treat bright and
 dark land unequally, so a class of like colour is the better witness. In a LoveDA crop of brown
 winter fields, a dark river and a blue roof, the fields alone said "bright light", and bare land
-came out white (297, 248, 252); with this it is grey (about 175)."""
+came out white (297, 248, 252); with this it is a pale blue-grey (174, 184, 210)."""
 ZOOM_TOLERANCE = 0.1
 """Bank crops are used as they are when their pixels are within this share of the image's."""
 
