@@ -86,13 +86,9 @@ class ExemplarBank:
         colour (found once)."""
         key = ("class means", crop)
         if key not in self.memo:
-            classes = self.classes[crop].ravel()
-            pixels = np.bincount(classes, minlength=256)[:NUM_CLASSES]
-            sums = [
-                np.bincount(classes, band.ravel(), 256)[:NUM_CLASSES] for band in self.images[crop]
-            ]
+            pixels, sums = class_sums(self.images[crop], self.classes[crop])
             self.memo[key] = {
-                int(cls): np.array([band[cls] for band in sums]) / pixels[cls]
+                int(cls): sums[:, cls] / pixels[cls]
                 for cls in np.flatnonzero(pixels >= MIN_CLASS_PIXELS)
             }
         return self.memo[key]
@@ -142,6 +138,16 @@ class ExemplarBank:
         path = Path(folder) / BANK_FILE
         save_file({"images": self.images, "classes": self.classes}, str(path))
         return path
+
+
+def class_sums(rgb: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (NUM_CLASSES,) and colour sums (3, NUM_CLASSES) of each class of ``classes``
+    (h, w; model indices below 256, others such as ``NODATA`` left out) in ``rgb`` (3, h, w):
+    one count per band, not one mask per class."""
+    flat = classes.ravel()
+    pixels = np.bincount(flat, minlength=256)[:NUM_CLASSES]
+    sums = np.stack([np.bincount(flat, band.ravel(), 256)[:NUM_CLASSES] for band in rgb])
+    return pixels, sums
 
 
 def roof_mask(rgb: np.ndarray, buildings: np.ndarray) -> np.ndarray:

@@ -19,8 +19,8 @@ from itertools import count
 import numpy as np
 from scipy import ndimage, signal
 
-from geochange.classes import BUILDING, NODATA, NUM_CLASSES
-from geochange.model.bank import ExemplarBank, roof_mask
+from geochange.classes import BUILDING, NODATA
+from geochange.model.bank import ExemplarBank, class_sums, roof_mask
 from geochange.sampling.compose import coarse_blur
 from geochange.sampling.roofs import (
     Roofs,
@@ -256,11 +256,7 @@ class _SceneColours:
 
     def __init__(self, rgb: np.ndarray, scene: np.ndarray) -> None:
         self.scene = scene
-        classes = scene.ravel()
-        self.pixels = np.bincount(classes, minlength=NODATA + 1)[:NUM_CLASSES]
-        sums = np.stack(
-            [np.bincount(classes, band.ravel(), NODATA + 1)[:NUM_CLASSES] for band in rgb]
-        )
+        self.pixels, sums = class_sums(rgb, scene)
         self.means = {
             int(cls): sums[:, cls] / self.pixels[cls]
             for cls in np.flatnonzero(self.pixels >= MIN_TIE)
