@@ -415,7 +415,6 @@ def test_the_bank_takes_its_roofs_from_crops_of_houses_not_of_blocks():
 def test_new_buildings_take_the_roofs_of_any_bank_crop_not_only_the_fullest():
     """One warehouse crop is the fullest of buildings in a bank of roofs; the houses of the
     other crops must still be on offer, or every new house is a piece of that warehouse."""
-    from geochange.model.bank import ExemplarBank
     from geochange.sampling.exemplars import _bank_roofs
 
     houses, classes = _roofs_and_a_block()
