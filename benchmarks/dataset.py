@@ -14,7 +14,7 @@ around its parts, and prints per pair:
 Goals (issue 16): non-model ≤ 50 ms per 256² pair on one core; ≥ 5 pairs/s end to end on 2
 cores.
 
-    .venv/bin/python benchmarks/dataset.py [--pairs 40] [--source DIR] [--threads 1]
+    .venv/bin/python benchmarks/dataset.py [--pairs 40] [--source DIR] [--precision auto|fp32|bf16]
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=40)
     parser.add_argument("--source", type=Path, default=SHARED / "openearthmap")
     parser.add_argument("--model", default="default")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = parser.parse_args()
 
     import torch
     from timing import timed
 
     from geochange import dataset, pairs
-    from geochange.painting import Painter
+    from geochange.painting import Painter, SamplingOptions
+    from geochange.pairs import DATASET_STEPS
 
     totals: dict[str, float] = {}
     dataset.TileSource.read = timed(dataset.TileSource.read, totals, "read")
@@ -60,7 +62,12 @@ def main() -> None:
     output = Path(tempfile.mkdtemp(prefix="geochange-dataset-")) / "out"
     tic = time.perf_counter()
     result = dataset.make_dataset(
-        args.source, output, pairs=args.pairs, events=EVENTS, model=args.model
+        args.source,
+        output,
+        pairs=args.pairs,
+        events=EVENTS,
+        model=args.model,
+        options=SamplingOptions(steps=DATASET_STEPS, precision=args.precision),
     )
     wall = time.perf_counter() - tic
     timing = result.summary["timing"]
@@ -73,7 +80,10 @@ def main() -> None:
         return f"{1000 * seconds / n:7.1f} ms"
 
     cores = os.cpu_count()
-    print(f"{n} pairs of 256² from {args.source}, torch {torch.__version__}, {cores} cores")
+    print(
+        f"{n} pairs of 256² from {args.source}, {args.precision},",
+        f"torch {torch.__version__}, {cores} cores",
+    )
     print(f"  read                        {ms(totals['read'])}")
     print(f"  events                      {ms(totals['events'])}")
     print(f"  model                       {ms(model)}")

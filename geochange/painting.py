@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,6 +67,8 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "models" / "default"
 SAMPLERS = ("ddim", "dpm")
 COMPOSITIONS = ("pixel", "latent")
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTO = "auto"
+"""The precision ``native_precision`` picks for the device."""
 T1 = 1
 """The first timestamp; timestamps (1, 2, ...) are part of each block's noise seed."""
 Latent = torch.Tensor | Callable[[], torch.Tensor]
@@ -94,7 +96,8 @@ class SamplingOptions:
     tile_size: int = 256
     overlap: int = 64
     batch_size: int = 4
-    precision: str = "fp32"
+    precision: str = AUTO
+    """``auto``: bf16 where the device computes it natively (``native_precision``), else fp32."""
     schedule: ChangeSchedule = field(default_factory=ChangeSchedule)
     composition: str = "pixel"
     """``pixel``: each image after t1 keeps the one before it where land did not change (and
@@ -124,7 +127,10 @@ class SamplingOptions:
             (self.sampler == "ddim" or self.eta == 0.0, "--eta applies to ddim only; leave it 0"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.threads is None or self.threads >= 1, "--threads must be at least 1"),
-            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
+            (
+                self.precision in (*PRECISIONS, AUTO),
+                f"--precision must be one of {', '.join((*PRECISIONS, AUTO))}",
+            ),
             (
                 self.composition in COMPOSITIONS,
                 f"--composition must be one of {', '.join(COMPOSITIONS)}",
@@ -158,6 +164,29 @@ class SamplingOptions:
                 "acquisition": Acquisition(**values["acquisition"]),
             }
         )
+
+
+def native_precision(device: torch.device) -> str:
+    """bf16 where ``device`` computes it natively: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX, where bf16 ran the model 1.7 times as fast as fp32 and moved pixels by
+    at most 2 grey levels (docs/benchmarks.md); fp32 elsewhere, where bf16 would be emulated."""
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    else:
+        cpu = torch.cpu
+        native = any(
+            getattr(cpu, probe, lambda: False)()
+            for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        )
+    return "bf16" if native else "fp32"
+
+
+def with_precision(options: SamplingOptions, device: torch.device) -> SamplingOptions:
+    """``options`` with ``auto`` precision made concrete for ``device``, so that run records,
+    resume keys and Dask workers all see the precision that painted."""
+    if options.precision != AUTO:
+        return options
+    return replace(options, precision=native_precision(device))
 
 
 def resolve_model(spec: str) -> Path:
@@ -280,6 +309,7 @@ class Painter:
         """``anchor_blocks=False`` paints every block on its own (only to measure seams);
         ``spec`` lets Dask workers build the same painter; ``bank`` holds exemplars of classes
         that an image lacks."""
+        options = with_precision(options, device)
         options.check(model)
         if options.precision == "fp16" and device.type != "cuda":
             raise InputError("--precision fp16 needs --device cuda", "use bf16 or fp32 on a CPU")
@@ -963,6 +993,7 @@ def open_painter(model: str, options: SamplingOptions, seed: int, device: str) -
     folder = resolve_model(model)
     loaded = load_model(folder)
     info = model_info(folder, loaded)
+    options = with_precision(options, pick_device(device))
     name = model if model == "default" else str(folder.absolute())
     spec = PainterSpec(name, info["sha256"], json.dumps(options.to_dict()), seed, device)
     return Painter(

@@ -36,6 +36,7 @@ from geochange.painting import (
     SamplingOptions,
     level_to_neighbours,
     model_hash,
+    native_precision,
     painted_mask,
 )
 from geochange.plan import Block
@@ -289,7 +290,9 @@ def test_bf16_autocast_paints_close_to_fp32_and_fp16_needs_cuda(
     region: Path, model_dir: Path, tmp_path: Path
 ):
     events = ["--events", "building_add:count=4"]
-    synth(region, *events, "--model", model_dir, *FAST, "-o", tmp_path / "fp32")
+    synth(
+        region, *events, "--model", model_dir, *FAST, "--precision", "fp32", "-o", tmp_path / "fp32"
+    )
     synth(
         region, *events, "--model", model_dir, *FAST, "--precision", "bf16", "-o", tmp_path / "bf"
     )
@@ -319,6 +322,33 @@ def test_bf16_autocast_paints_close_to_fp32_and_fp16_needs_cuda(
         ],
     )
     assert result.exit_code == 2 and "needs --device cuda" in result.output
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_it_and_runs_record_the_choice(
+    region: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    cpu = torch.device("cpu")
+    for bf16, amx, expected in (
+        (False, False, "fp32"),
+        (True, False, "bf16"),
+        (False, True, "bf16"),
+    ):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda bf16=bf16: bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert native_precision(cpu) == expected
+    monkeypatch.undo()
+    synth(
+        region,
+        "--events",
+        "building_add:count=2",
+        "--model",
+        model_dir,
+        *FAST,
+        "-o",
+        tmp_path / "a",
+    )
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["sampling"]["precision"] == native_precision(cpu)
 
 
 def test_preview_sheet_shows_both_images_and_the_change(

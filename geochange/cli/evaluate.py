@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from geochange.cli.options import overwrite_opt, verbosity
+from geochange.cli.options import overwrite_opt, precision_opt, verbosity
 from geochange.cli.reporting import make_log
 from geochange.writing.folder import output_path
 
@@ -42,6 +42,7 @@ from geochange.writing.folder import output_path
     show_default=True,
     help="Solver of the generated images, as in synth.",
 )
+@precision_opt
 @click.option(
     "--crops",
     type=click.IntRange(1),
@@ -84,6 +85,7 @@ def evaluate(
     segmenter_steps: int,
     steps: int,
     sampler: str,
+    precision: str,
     crops: int,
     seeds: int,
     reference: str | None,
@@ -110,7 +112,7 @@ def evaluate(
         overwrite=overwrite,
         segmenter_path=segmenter,
         recipe=SegmenterRecipe(steps=segmenter_steps),
-        options=SamplingOptions(steps=steps, sampler=sampler),
+        options=SamplingOptions(steps=steps, sampler=sampler, precision=precision),
         per_folder=crops,
         seeds=seeds,
         ablation=not no_ablation,

@@ -53,7 +53,7 @@ from geochange.inputs import open_inputs
 from geochange.model import ModelConfig, SemanticLDM, load_model, one_hot, pick_device
 from geochange.model.bank import ExemplarBank, load_bank
 from geochange.model.semantic_ldm import dropped_like
-from geochange.painting import Painter, SamplingOptions, resolve_model
+from geochange.painting import Painter, SamplingOptions, resolve_model, with_precision
 from geochange.plan import TILE, Block
 from geochange.synth import synthesize
 from geochange.training.data import HELDOUT_SIZE, Pair, TileDataset, find_pairs, open_tiles
@@ -590,7 +590,7 @@ def evaluate(
             partial,
             segmenter_path,
             recipe,
-            options or SamplingOptions(),
+            with_precision(options or SamplingOptions(), pick_device(device)),
             per_folder,
             seeds,
             ablation,
