@@ -7,7 +7,8 @@ around its parts, and prints per pair:
 - *events*: the change events on the crop's mask (``simulate_pair``);
 - *model*: the model's ``encode``, ``decode`` and ``denoise`` calls;
 - *painting outside the model*: the rest of painting t2 (exemplar fill, masks, mixing rule,
-  scheduler steps, composition, acquisition);
+  scheduler steps, composition), with the exemplar fill also printed on its own;
+- *acquisition*: t2 made another acquisition of the place (``apply_acquisition``);
 - *writing*: encoding the PNGs, writing and renaming them, the pair log;
 - *non-model*: everything but *model*, so the CPU cost that a GPU does not take away.
 
@@ -41,7 +42,7 @@ def main() -> None:
     import torch
     from timing import timed
 
-    from geochange import dataset, pairs
+    from geochange import dataset, painting, pairs
     from geochange.painting import Painter, SamplingOptions
     from geochange.pairs import DATASET_STEPS
 
@@ -51,6 +52,8 @@ def main() -> None:
     dataset.write_pair = timed(dataset.write_pair, totals, "writing")
     pairs.encode_pair = timed(pairs.encode_pair, totals, "encoding")
     pairs.paint_task = timed(pairs.paint_task, totals, "painting")
+    pairs.apply_acquisition = timed(pairs.apply_acquisition, totals, "acquisition")
+    painting.exemplar_fill = timed(painting.exemplar_fill, totals, "exemplars")
     original = Painter.__init__
 
     def instrumented(self: Painter, model: Any, *rest: Any, **kwargs: Any) -> None:
@@ -88,6 +91,8 @@ def main() -> None:
     print(f"  events                      {ms(totals['events'])}")
     print(f"  model                       {ms(model)}")
     print(f"  painting outside the model  {ms(outside_painting)}")
+    print(f"    of which exemplar fill    {ms(totals.get('exemplars', 0.0))}")
+    print(f"  acquisition                 {ms(totals.get('acquisition', 0.0))}")
     print(f"  PNG encoding                {ms(totals['encoding'])}")
     print(f"  writing                     {ms(totals['writing'])}")
     print(f"  non-model (goal ≤ 50 ms)    {ms(non_model)}")
