@@ -41,14 +41,14 @@ from geochange.classes import (
     load_scheme,
     unknown_values_error,
 )
-from geochange.distributed import Scheduler
+from geochange.distributed import Scheduler, available_cores
 from geochange.errors import InputError
 from geochange.events import Event, parse_events
 from geochange.grid import Grid, open_raster
 from geochange.hashing import file_sha256
 from geochange.manifest import run_key
 from geochange.model import pick_device
-from geochange.painting import Painter, SamplingOptions, open_painter
+from geochange.painting import Painter, SamplingOptions, open_painter, torch_threads
 from geochange.pairs import (
     DATASET_STEPS,
     LAYOUTS,
@@ -56,6 +56,7 @@ from geochange.pairs import (
     SPLITS,
     PairJob,
     PairMaker,
+    ThreadMakers,
     make_pairs,
     write_pair,
 )
@@ -247,11 +248,11 @@ def write_pairs(
 ) -> DatasetResult:
     """Write ``pairs`` pairs of ``painter.options.tile_size`` px into folder ``output``.
 
-    The painter's seed seeds the pairs too. Pairs are made on ``scheduler`` (default: here) in
-    groups of ``painter.options.batch_size`` consecutive indices, painted together, and written
-    in index order; ``resume`` goes on from an interrupted run with the same parameters,
-    painting again the whole group of a missing pair (the group decides its pixels) but
-    writing only the missing ones.
+    The painter's seed seeds the pairs too. Pairs are made on ``scheduler`` (default: here, in
+    ``pair_threads`` threads) in groups of ``painter.options.batch_size`` consecutive indices,
+    painted together, and written in index order; ``resume`` goes on from an interrupted run
+    with the same parameters, painting again the whole group of a missing pair (the group
+    decides its pixels) but writing only the missing ones.
     """
     if layout not in LAYOUTS:
         raise InputError(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
@@ -302,19 +303,24 @@ def write_pairs(
             layout,
         )
         jobs = ([_job(source, weights, size, seed, index) for index in group] for group in groups)
+        threads = pair_threads(painter, scheduler)
+        make = ThreadMakers(maker, painter.spec) if threads > 1 else partial(make_pairs, maker)
         reporter.stage("pairs", pairs)
         reporter.advance(len(done))
         model_s = 0.0
         tic = time.perf_counter()
         try:
-            for results in scheduler.imap(partial(make_pairs, maker), jobs):
-                for result in results:
-                    if result.job.index in done:  # painted again only for its group
-                        continue
-                    done[result.job.index] = write_pair(partial_dir, layout, result, len(events))
-                    pair_log.log(done[result.job.index])
-                    model_s += result.model_s
-                    reporter.advance()
+            with torch_threads(painter.options.threads):  # set once: the threads share it
+                made = scheduler.imap(make, jobs, threads=threads)
+                for results in made:
+                    for result in results:
+                        if result.job.index in done:  # painted again only for its group
+                            continue
+                        record = write_pair(partial_dir, layout, result, len(events))
+                        done[result.job.index] = record
+                        pair_log.log(record)
+                        model_s += result.model_s
+                        reporter.advance()
         except BaseException:
             reporter.close()
             reporter.warning(
@@ -333,11 +339,21 @@ def write_pairs(
             "pairs_per_second": round(len(todo) / seconds, 4) if seconds > 0 else None,
             "model_s": round(model_s, 3),
             "scheduler": scheduler.describe(),
+            "threads": threads,
         }
         _write_pairs_csv(partial_dir / "pairs.csv", records, source, events)
         (partial_dir / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
         pair_log.close()
     return DatasetResult(folder.path, summary)
+
+
+def pair_threads(painter: Painter, scheduler: Scheduler) -> int:
+    """Threads of this process that make pairs at once: one per core on a CPU, each painting
+    with one torch thread and a model of its own (so with a model spec to build it from);
+    one on a GPU, which batches pairs instead, and where Dask workers make them."""
+    if scheduler.distributed or painter.spec is None or painter.device.type != "cpu":
+        return 1
+    return available_cores()
 
 
 def _job(source: TileSource, weights: np.ndarray, size: int, seed: int, index: int) -> PairJob:

@@ -16,7 +16,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ class Scheduler:
         items: Iterable[Item],
         *,
         forked: bool = False,
+        threads: int = 1,
     ) -> Iterator[Output]:
         """``function(item)`` for every item, yielded in the items' order.
 
@@ -67,12 +68,18 @@ class Scheduler:
         ``forked``: without a cluster, run the items in forked processes, one per core of this
         machine, instead of one after another here: for numpy work, which holds the GIL between
         array operations. Never for torch, whose thread pool a fork does not carry over.
+        ``threads``: without a cluster, run the items in that many threads of this process;
+        ``function`` must then be safe to run in several threads at once.
         """
         if self.client is not None:
             submit = partial(self.client.submit, pure=False)
             yield from in_order(submit, function, items, 2 * self.workers)
             return
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                yield from in_order(pool.submit, function, items, 2 * threads)
+            return
+        cores = available_cores()
         if not forked or cores < 2 or "fork" not in multiprocessing.get_all_start_methods():
             yield from map(function, items)
             return
@@ -94,6 +101,11 @@ class Scheduler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 def _leave_ctrl_c() -> None:

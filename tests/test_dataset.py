@@ -27,6 +27,7 @@ from rasterio.windows import Window
 
 from geochange.classes import PALETTE, load_scheme
 from geochange.cli.main import cli
+from geochange.distributed import available_cores
 from geochange.events import parse_events
 from geochange.example import example_landcover
 from geochange.model import SemanticLDM, preset
@@ -338,6 +339,20 @@ def test_sigkill_then_resume(source: Path, model_dir: Path, tmp_path: Path):
     assert result["timing"]["pairs_resumed"] == done
     run(source, "-o", tmp_path / "whole", *args[:-1])
     assert files_of(out) == files_of(tmp_path / "whole")
+
+
+def test_pairs_made_in_threads_equal_those_made_one_after_another(
+    levir: Path, source: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    cores = available_cores()
+    if cores < 2:
+        pytest.skip("this machine gives the process one core, so every run makes pairs in one")
+    timing = json.loads((levir / "dataset.json").read_text())["timing"]
+    assert timing["threads"] == cores
+    monkeypatch.setattr("geochange.dataset.available_cores", lambda: 1)
+    make(source, tmp_path / "one", model_dir)
+    assert json.loads((tmp_path / "one" / "dataset.json").read_text())["timing"]["threads"] == 1
+    assert files_of(tmp_path / "one") == files_of(levir)
 
 
 @pytest.mark.slow

@@ -37,9 +37,10 @@ scheduler_opt = click.option(
     default="local",
     show_default=True,
     metavar="local|local:N|tcp://HOST:PORT",
-    help="Where blocks (or pairs) are computed: this process, a new Dask cluster of N worker "
-    "processes here, or a running Dask scheduler (its workers need geochange and the model). "
-    "The files are the same as from one process (synth: with the same --threads).",
+    help="Where blocks (or pairs) are computed: this process (dataset on a CPU: a thread per "
+    "core), a new Dask cluster of N worker processes here, or a running Dask scheduler (its "
+    "workers need geochange and the model). The files are the same as from one process (synth: "
+    "with the same --threads).",
 )
 min_area_opt = click.option(
     "--min-area",
