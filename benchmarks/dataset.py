@@ -12,10 +12,14 @@ around its parts, and prints per pair:
 - *writing*: encoding the PNGs, writing and renaming them, the pair log;
 - *non-model*: everything but *model*, so the CPU cost that a GPU does not take away.
 
+Pairs are made in one thread unless ``--threads`` says otherwise (``dataset`` makes them in
+one thread per core): the per-part figures add up to a pair's cost on one core only then.
+
 Goals (issue 16): non-model ≤ 50 ms per 256² pair on one core; ≥ 5 pairs/s end to end on 2
 cores.
 
     .venv/bin/python benchmarks/dataset.py [--pairs 40] [--source DIR] [--precision auto|fp32|bf16]
+        [--threads 1]
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=SHARED / "openearthmap")
     parser.add_argument("--model", default="default")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads making pairs (dataset's default: one per core); the parts are per pair "
+        "only with 1 (default 1)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -46,6 +57,7 @@ def main() -> None:
     from geochange.painting import Painter, SamplingOptions
     from geochange.pairs import DATASET_STEPS
 
+    dataset.available_cores = lambda: args.threads
     totals: dict[str, float] = {}
     dataset.TileSource.read = timed(dataset.TileSource.read, totals, "read")
     pairs.simulate_pair = timed(pairs.simulate_pair, totals, "events")
