@@ -186,20 +186,25 @@ def make_pairs(maker: PairMaker, jobs: Sequence[PairJob]) -> list[PairResult]:
 
 class ThreadMakers:
     """``make_pairs`` safe to call from several threads of one process: each thread paints with
-    a painter of its own, built from ``spec`` on its first call. Threads cannot share a model,
-    which holds the mask features of a UNet call while it runs. With one torch thread per
-    painting, a pair has the same bytes in any thread (2 threads on 2 cores: 5.07 pairs/s
-    against 2.84 in one, docs/benchmarks.md)."""
+    a painter of its own, the first with ``maker``'s, the others with one built from ``spec`` on
+    their first call. Threads cannot share a model, which holds the mask features of a UNet call
+    while it runs. With one torch thread per painting, a pair has the same bytes in any thread
+    (2 threads on 2 cores: 5.07 pairs/s against 2.84 in one, docs/benchmarks.md)."""
 
     def __init__(self, maker: PairMaker, spec: PainterSpec) -> None:
         self.maker = maker
         self.spec = spec
+        self._claimed = False
+        self._lock = threading.Lock()
         self._local = threading.local()
 
     def __call__(self, jobs: Sequence[PairJob]) -> list[PairResult]:
         maker = getattr(self._local, "maker", None)
         if maker is None:
-            maker = self._local.maker = replace(self.maker, painter=self.spec.build())
+            with self._lock:
+                first, self._claimed = not self._claimed, True
+            maker = self.maker if first else replace(self.maker, painter=self.spec.build())
+            self._local.maker = maker
         return make_pairs(maker, jobs)
 
 
